@@ -1,0 +1,1 @@
+"""MetaInspect Qt application: windows, views and workers composed from ``core`` objects."""

@@ -1,0 +1,37 @@
+"""Test-wide settings: headless Qt, isolated user settings, and the shared public data sets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("METAINSPECT_THREADS", "2")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _datasets_dir() -> Path:
+    env = os.environ.get("METAINSPECT_DATASETS")
+    return Path(env) if env else REPO_ROOT.parent / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session")
+def datasets_dir() -> Path:
+    """Folder of the shared public data-set zips (``../shared/datasets``); skips when absent."""
+    path = _datasets_dir()
+    if not (path / "omniglot28.zip").is_file():
+        pytest.skip(f"shared data sets not found at {path} (set METAINSPECT_DATASETS)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep every test away from the real user's config, data and QSettings."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
