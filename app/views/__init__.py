@@ -1,0 +1,1 @@
+"""Views: widgets that show core state and write user actions back."""

@@ -1,0 +1,59 @@
+"""Adaptation progress: a progress bar, a cancel button and the loss curve (pyqtgraph)."""
+
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+
+
+class TrainingPanel(QWidget):
+    """Shows one adaptation or training run; ``cancel_requested`` fires when the user presses Cancel."""
+
+    cancel_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.status = QLabel("No adaptation run yet.")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.cancel_button = QPushButton("Cancel (Esc)")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        self.plot = pg.PlotWidget(title="Support loss per step")
+        self.plot.setLabel("bottom", "step")
+        self.plot.setLabel("left", "loss")
+        self.plot.setMinimumHeight(140)
+        self.curve = self.plot.plot([], [], pen=pg.mkPen(width=2), symbol="o", symbolSize=5)
+        self._steps: list[float] = []
+        self._losses: list[float] = []
+        top = QHBoxLayout()
+        top.addWidget(self.progress, 1)
+        top.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.status)
+        layout.addLayout(top)
+        layout.addWidget(self.plot, 1)
+
+    def start(self, total_steps: int, text: str) -> None:
+        self._steps.clear()
+        self._losses.clear()
+        self.curve.setData([], [])
+        self.progress.setRange(0, max(1, total_steps))
+        self.progress.setValue(0)
+        self.status.setText(text)
+        self.cancel_button.setEnabled(True)
+
+    def add_point(self, step: int, loss: float) -> None:
+        self._steps.append(float(step))
+        self._losses.append(float(loss))
+        self.curve.setData(self._steps, self._losses)
+        self.progress.setValue(step)
+
+    def finish(self, text: str) -> None:
+        self.status.setText(text)
+        self.progress.setValue(self.progress.maximum())
+        self.cancel_button.setEnabled(False)
+
+    def points(self) -> list[tuple[float, float]]:
+        return list(zip(self._steps, self._losses, strict=True))

@@ -1,0 +1,120 @@
+"""The inspector's verdict display: a big coloured decision, class confidences, counts and recent parts."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QFont, QIcon, QPixmap
+from PySide6.QtWidgets import (
+    QFrame,
+    QGridLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.views.frame_view import to_qimage
+from core.inference import Decision, Verdict, VerdictTally
+
+DECISION_COLOURS: dict[Decision, QColor] = {
+    Decision.OK: QColor(46, 160, 67),
+    Decision.REJECT: QColor(207, 34, 46),
+    Decision.CHECK: QColor(219, 171, 9),
+}
+DECISION_TEXT = {Decision.OK: "OK", Decision.REJECT: "REJECT", Decision.CHECK: "CHECK BY HAND"}
+RECENT_LIMIT = 50
+
+
+class VerdictPanel(QWidget):
+    """Shows the latest verdict; updated by :meth:`show_verdict` on the GUI thread."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.tally = VerdictTally()
+        self.banner = QLabel("NOT TAUGHT YET")
+        self.banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        font = QFont()
+        font.setPointSize(28)
+        font.setBold(True)
+        self.banner.setFont(font)
+        self.banner.setMinimumHeight(90)
+        self.banner.setFrameShape(QFrame.Shape.StyledPanel)
+        self.detail = QLabel("Label a few parts of each class, then press Adapt (Ctrl+Return).")
+        self.detail.setWordWrap(True)
+        self.detail.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.bars_box = QWidget()
+        self.bars_layout = QGridLayout(self.bars_box)
+        self.bars: dict[str, QProgressBar] = {}
+        self.counts = QLabel()
+        self.recent = QListWidget()
+        self.recent.setIconSize(QPixmap(48, 48).size())
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.detail)
+        layout.addWidget(self.bars_box)
+        layout.addWidget(self.counts)
+        layout.addWidget(QLabel("Recent parts"))
+        layout.addWidget(self.recent, 1)
+        self._set_banner("NOT TAUGHT YET", QColor(90, 90, 90))
+        self._update_counts()
+
+    def _set_banner(self, text: str, colour: QColor) -> None:
+        self.banner.setText(text)
+        self.banner.setStyleSheet(f"background-color: {colour.name()}; color: white; border-radius: 6px;")
+
+    def set_classes(self, class_names: list[str]) -> None:
+        """Rebuild one confidence bar per class (after a new model is adapted)."""
+        for bar in self.bars.values():
+            bar.deleteLater()
+        while self.bars_layout.count():
+            item = self.bars_layout.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        self.bars = {}
+        for row, name in enumerate(class_names):
+            bar = QProgressBar()
+            bar.setRange(0, 100)
+            bar.setFormat("%p%")
+            self.bars_layout.addWidget(QLabel(name), row, 0)
+            self.bars_layout.addWidget(bar, row, 1)
+            self.bars[name] = bar
+
+    def show_waiting(self, message: str) -> None:
+        self._set_banner("NOT TAUGHT YET", QColor(90, 90, 90))
+        self.detail.setText(message)
+
+    def show_verdict(self, verdict: Verdict, crop: np.ndarray | None = None) -> None:
+        self.tally.add(verdict)
+        colour = DECISION_COLOURS[verdict.decision]
+        self._set_banner(DECISION_TEXT[verdict.decision], colour)
+        self.detail.setText(
+            f"Part {verdict.part_id}: {verdict.class_name}  ({verdict.confidence:.0%} confident)"
+        )
+        for name, p in zip(verdict.class_names, verdict.probabilities, strict=True):
+            if name in self.bars:
+                self.bars[name].setValue(round(100 * p))
+        item = QListWidgetItem(
+            f"#{verdict.part_id}  {DECISION_TEXT[verdict.decision]}  {verdict.class_name} {verdict.confidence:.0%}"
+        )
+        item.setForeground(colour)
+        if crop is not None:
+            item.setIcon(QIcon(QPixmap.fromImage(to_qimage(crop)).scaled(48, 48)))
+        self.recent.insertItem(0, item)
+        while self.recent.count() > RECENT_LIMIT:
+            self.recent.takeItem(self.recent.count() - 1)
+        self._update_counts()
+
+    def reset_counts(self) -> None:
+        self.tally.reset()
+        self.recent.clear()
+        self._update_counts()
+
+    def _update_counts(self) -> None:
+        d = self.tally.decisions
+        self.counts.setText(
+            f"Parts: {self.tally.total}    OK: {d[Decision.OK]}    Reject: {d[Decision.REJECT]}    "
+            f"Check: {d[Decision.CHECK]}    Reject rate: {self.tally.reject_rate():.1%}"
+        )

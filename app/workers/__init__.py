@@ -1,0 +1,1 @@
+"""Qt workers wrapping core generators; they never touch widgets."""
