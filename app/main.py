@@ -1,18 +1,73 @@
-"""Entry point of the MetaInspect desktop app."""
+"""Entry point of the MetaInspect desktop app: ``metainspect [--source SPEC] [--workspace DIR] ...``."""
 
 from __future__ import annotations
 
+import argparse
+import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
-from PySide6.QtWidgets import QApplication, QLabel, QMainWindow
+from PySide6.QtCore import QCoreApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from app.main_window import MainWindow
+from app.preferences import APP_NAME, Preferences, load_preferences
+from app.session import InspectionSession, user_message
+from core.runtime import set_cpu_threads
+from core.storage import StorageError, Workspace
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="metainspect", description="MetaInspect inspection workstation")
+    parser.add_argument("--source", help="camera source, e.g. synthetic:seed=1, camera:0, file:video.mp4")
+    parser.add_argument("--workspace", help="workspace folder (default: the per-user data folder)")
+    parser.add_argument("--checkpoint", help="meta-trained model file, or 'default' for the shipped one")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="compute device")
+    args, _qt_args = parser.parse_known_args(list(argv))
+    return args
+
+
+def effective_preferences(args: argparse.Namespace, prefs: Preferences) -> Preferences:
+    """Command-line options override the saved preferences for this run only."""
+    overrides = {k: v for k, v in vars(args).items() if v is not None}
+    return replace(prefs, **overrides)
+
+
+def build_window(prefs: Preferences, workspace: Workspace) -> MainWindow:
+    """Compose the session and window, and start the line. Used by :func:`main` and the end-to-end tests."""
+    session = InspectionSession(prefs, workspace)
+    window = MainWindow(session)
+    session.ensure_default_classes()
+    window.refresh_classes()
+    session.load_base_model()
+    session.restore_model()
+    session.start_capture()
+    return window
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    app = QApplication.instance() or QApplication(list(argv) if argv is not None else sys.argv)
-    window = QMainWindow()
-    window.setWindowTitle("MetaInspect")
-    window.setCentralWidget(QLabel("MetaInspect"))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    set_cpu_threads()
+    app = QApplication.instance() or QApplication([sys.argv[0], *argv])
+    QCoreApplication.setOrganizationName(APP_NAME)
+    QCoreApplication.setApplicationName(APP_NAME)
+    args = parse_args(argv)
+    prefs, problem = load_preferences()
+    try:
+        prefs = effective_preferences(args, prefs)
+    except ValueError as exc:
+        QMessageBox.critical(None, APP_NAME, f"Invalid option: {exc}")
+        return 2
+    try:
+        workspace = Workspace.open(prefs.workspace_path())
+    except (StorageError, OSError) as exc:
+        QMessageBox.critical(None, APP_NAME, f"The workspace could not be opened.\n\n{user_message(exc)}")
+        return 1
+    window = build_window(prefs, workspace)
+    if problem:
+        window.show_error(problem)
     window.show()
     return app.exec()
 
