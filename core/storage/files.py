@@ -1,0 +1,225 @@
+"""Atomic, content-addressed files: write to a temp name, fsync, rename, fsync the folder.
+
+A file that a database row names is always complete on disk before that row commits, so a crash can leave at
+worst an unreferenced file (removed on the next open), never a row pointing at half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.storage.errors import FileIntegrityError, StorageWriteError
+
+TEMP_SUFFIX = ".tmp"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_CHUNK = 1 << 20
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex SHA-256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks so large model files do not fill memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename inside ``path`` durable. Windows cannot open folders; NTFS journals renames itself."""
+    if os.name == "nt":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def ensure_dir(path: Path) -> None:
+    """Create ``path`` and any missing parents, fsyncing each parent so the new folders survive a power cut
+    (a file renamed into a folder whose own entry was never made durable could vanish with it)."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        d.mkdir(exist_ok=True)
+        fsync_dir(d.parent)
+
+
+def _temp_name(path: Path) -> Path:
+    # A leading dot and the .tmp suffix let recovery recognise leftovers of a crash by name alone.
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}")
+
+
+def _remove_quietly(path: Path) -> None:
+    # Called while another error is already being raised: the original error is the one worth reporting.
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        exc.add_note(f"could not remove temp file {path}")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one.
+
+    Raises
+    ------
+    StorageWriteError
+        On a full disk, a read-only folder or missing permissions; the temp file is removed.
+    """
+    tmp = _temp_name(path)
+    try:
+        ensure_dir(path.parent)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except OSError as exc:
+        _remove_quietly(tmp)
+        raise StorageWriteError(path, exc) from exc
+
+
+def atomic_copy_file(src: Path, dst: Path) -> str:
+    """Copy ``src`` to ``dst`` atomically and return the SHA-256 of the bytes written.
+
+    The hash is computed from the bytes as copied, so it describes exactly what ``dst`` holds.
+    """
+    tmp = _temp_name(dst)
+    digest = hashlib.sha256()
+    try:
+        ensure_dir(dst.parent)
+        with open(src, "rb") as fin, open(tmp, "xb") as fout:
+            while chunk := fin.read(_CHUNK):
+                digest.update(chunk)
+                fout.write(chunk)
+            fout.flush()
+            os.fsync(fout.fileno())
+        os.replace(tmp, dst)
+        fsync_dir(dst.parent)
+    except FileNotFoundError as exc:
+        _remove_quietly(tmp)
+        if exc.filename is not None and Path(exc.filename) == Path(src):
+            raise
+        raise StorageWriteError(dst, exc) from exc
+    except OSError as exc:
+        _remove_quietly(tmp)
+        raise StorageWriteError(dst, exc) from exc
+    return digest.hexdigest()
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """PNG-encode an OpenCV image.
+
+    Parameters
+    ----------
+    image
+        ``(H, W)`` grey or ``(H, W, 3)`` BGR (``(H, W, 1)`` and ``(H, W, 4)`` BGRA also accepted), uint8.
+    """
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"expected an OpenCV image (numpy array), got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValueError(
+            f"images must be uint8 (OpenCV 8-bit), got dtype {image.dtype}; convert before saving"
+        )
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)) or image.size == 0:
+        raise ValueError(f"expected a (H, W) grey or (H, W, 3) BGR image, got shape {image.shape}")
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(image))
+    if not ok:
+        raise ValueError(f"OpenCV could not PNG-encode an image of shape {image.shape}")
+    return buf.tobytes()
+
+
+def decode_image(data: bytes, *, what: str = "image") -> np.ndarray:
+    """Decode encoded image bytes to an OpenCV array: ``(H, W)`` grey or ``(H, W, 3)`` BGR, uint8.
+
+    Raises
+    ------
+    ValueError
+        When the bytes are not a complete image OpenCV can read (e.g. a truncated file).
+    """
+    if data.startswith(PNG_MAGIC) and not data.rstrip(b"\x00").endswith(b"IEND\xaeB`\x82"):
+        # libpng can return a partly decoded picture for a cut-off file; the IEND chunk proves completeness.
+        raise ValueError(f"{what} is a truncated PNG file ({len(data)} bytes, no end marker)")
+    arr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise ValueError(
+            f"{what} is not a readable image ({len(data)} bytes); it may be truncated or not an image"
+        )
+    return arr
+
+
+def to_png_bytes(image: np.ndarray | bytes) -> bytes:
+    """PNG bytes for an OpenCV array or for encoded bytes (PNG kept as is, other formats re-encoded)."""
+    if isinstance(image, bytes | bytearray | memoryview):
+        data = bytes(image)
+        decoded = decode_image(data)
+        if decoded.dtype != np.uint8:
+            raise ValueError(
+                f"only 8-bit images are stored; this one decodes to {decoded.dtype}: convert it first"
+            )
+        return data if data.startswith(PNG_MAGIC) else encode_png(decoded)
+    return encode_png(image)
+
+
+class ImageStore:
+    """Content-addressed PNG files under ``root``: ``<root>/<hash[:2]>/<hash>.png``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path_for(self, image_hash: str) -> Path:
+        """Where the image with this SHA-256 lives (whether or not it exists)."""
+        if len(image_hash) != 64 or any(c not in "0123456789abcdef" for c in image_hash):
+            raise ValueError(f"not a SHA-256 hex digest: {image_hash!r}")
+        return self.root / image_hash[:2] / f"{image_hash}.png"
+
+    def put(self, image: np.ndarray | bytes) -> str:
+        """Store an image durably and return its SHA-256 (of the PNG file). Storing twice is a no-op."""
+        data = to_png_bytes(image)
+        image_hash = sha256_bytes(data)
+        path = self.path_for(image_hash)
+        if not self._holds(path, image_hash):
+            atomic_write_bytes(path, data)  # also repairs a damaged copy of the same content
+        return image_hash
+
+    @staticmethod
+    def _holds(path: Path, image_hash: str) -> bool:
+        try:
+            return sha256_bytes(path.read_bytes()) == image_hash
+        except FileNotFoundError:
+            return False
+
+    def read_bytes(self, image_hash: str) -> bytes:
+        """The stored PNG bytes, verified against their hash."""
+        path = self.path_for(image_hash)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise FileIntegrityError(path, image_hash, None) from None
+        actual = sha256_bytes(data)
+        if actual != image_hash:
+            raise FileIntegrityError(path, image_hash, actual)
+        return data
+
+    def load(self, image_hash: str) -> np.ndarray:
+        """The stored image as an OpenCV array, ``(H, W)`` grey or ``(H, W, 3)`` BGR, uint8."""
+        return decode_image(self.read_bytes(image_hash), what=str(self.path_for(image_hash)))
