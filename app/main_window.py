@@ -100,6 +100,7 @@ class MainWindow(QMainWindow):
             QShortcut(QKeySequence(key), self, activated=lambda k=key: self.label_by_key(k))
         QShortcut(QKeySequence.StandardKey.Undo, self, activated=self.session.undo)
         QShortcut(QKeySequence("Ctrl+Shift+Z"), self, activated=self.session.redo)
+        QShortcut(QKeySequence("Ctrl+Y"), self, activated=self.session.redo)
         QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.session.start_adaptation)
         QShortcut(QKeySequence("Escape"), self, activated=self.session.cancel_adaptation)
         QShortcut(QKeySequence("F11"), self, activated=self.toggle_fullscreen)

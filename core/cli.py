@@ -1,16 +1,128 @@
-"""metainspect-lab: the headless command line (meta-train, adapt, evaluate, export, bench)."""
+"""metainspect-lab: the headless command line (meta-train, evaluate, adapt, list).
+
+Each sub-command is one ``add_*`` function that builds its parser and names its handler; to add a command,
+write another ``add_*`` and list it in :data:`SUBCOMMANDS`. Errors a user can fix (bad path, corrupt
+checkpoint, unknown algorithm, too few images) print one line on stderr and exit with status 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from core.runtime import DEVICE_CHOICES
+
+EXIT_USAGE = 2
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help=f"{' | '.join(DEVICE_CHOICES)} | cuda:N (default auto)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="CPU threads (default: METAINSPECT_THREADS or all)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _data(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument(
+        "--data", required=required, help="image-folder tree or .zip of one (one folder per class)"
+    )
+    p.add_argument("--subdir", default=None, help="only read below this folder, e.g. omniglot28/background")
+
+
+def _handler(name: str) -> Handler:
+    """Import handlers lazily so ``metainspect-lab --help`` stays instant (no torch import)."""
+
+    def run(args: argparse.Namespace) -> int:
+        from core.training import commands
+
+        return int(getattr(commands, name)(args))
+
+    return run
+
+
+def add_meta_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("meta-train", help="meta-train a learner on episodes from an image-folder data set")
+    _data(p)
+    p.add_argument("--config", default=None, help="JSON file of TrainConfig fields (flags override it)")
+    p.add_argument("--algo", default=None, help="learner name (see `metainspect-lab list`)")
+    p.add_argument("--backbone", default=None, help="model name (see `metainspect-lab list`)")
+    for flag, kind in (
+        ("--ways", int), ("--shots", int), ("--queries", int), ("--meta-batch", int), ("--inner-steps", int),
+        ("--inner-lr", float), ("--outer-lr", float), ("--iterations", int), ("--val-every", int),
+        ("--val-episodes", int), ("--checkpoint-every", int), ("--image-size", int), ("--channels", int),
+        ("--width", int), ("--seed", int),
+    ):  # fmt: skip
+        p.add_argument(flag, type=kind, default=None)
+    p.add_argument("--val-fraction", type=float, default=0.1, help="share of classes held out for validation")
+    p.add_argument(
+        "--rotations", action="store_true", help="each 90-degree rotation of a class is a new class"
+    )
+    p.add_argument("--first-order", action="store_true", help="first-order meta-gradient (MAML family)")
+    p.add_argument("--out", required=True, help="checkpoint file to write")
+    p.add_argument("--resume", default=None, help="checkpoint of an earlier run to continue")
+    _common(p)
+    p.set_defaults(func=_handler("cmd_meta_train"), device=None)
+
+
+def add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="N-way K-shot accuracy with a 95%% confidence interval")
+    p.add_argument("--checkpoint", required=True, help="checkpoint file, or 'default' for the shipped model")
+    _data(p)
+    p.add_argument("--ways", type=int, default=5)
+    p.add_argument("--shots", type=int, default=1)
+    p.add_argument("--queries", type=int, default=15)
+    p.add_argument("--episodes", type=int, default=600)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=None, help="inner adaptation steps (default: the learner's)")
+    p.add_argument("--json", action="store_true", help="print one JSON object with the result")
+    _common(p)
+    p.set_defaults(func=_handler("cmd_evaluate"))
+
+
+def add_adapt(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("adapt", help="adapt a checkpoint to a labelled folder and save the classifier")
+    p.add_argument("--checkpoint", required=True, help="meta-trained checkpoint, or 'default'")
+    _data(p)
+    p.add_argument("--shots", type=int, required=True, help="support images per class (the rest are scored)")
+    p.add_argument("--steps", type=int, default=None, help="inner adaptation steps (default: the learner's)")
+    p.add_argument("--seed", type=int, default=0, help="which images form the support set")
+    p.add_argument("--out", required=True, help="adapted checkpoint file to write")
+    _common(p)
+    p.set_defaults(func=_handler("cmd_adapt"))
+
+
+def add_list(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("list", help="list the registered learners and models")
+    p.set_defaults(func=_handler("cmd_list"))
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    add_meta_train,
+    add_evaluate,
+    add_adapt,
+    add_list,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="metainspect-lab", description=__doc__)
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser = argparse.ArgumentParser(prog="metainspect-lab", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details (skipped images, ...)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(sub)
     return parser
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that are the user's input, not a bug: shown as one line, no traceback."""
+    from core.storage.checkpoint import CheckpointError
+
+    return (ValueError, CheckpointError, FileNotFoundError, PermissionError, IsADirectoryError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -18,8 +130,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
-        return 2
-    return 0
+        return EXIT_USAGE
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s"
+    )
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("metainspect-lab: interrupted", file=sys.stderr)
+        return 130
+    except _user_errors() as exc:
+        print(f"metainspect-lab {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":
