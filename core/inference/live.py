@@ -59,7 +59,9 @@ class LiveClassifier:
             return np.zeros((0, len(self.class_names)))
         x = self.preprocess.batch(images).to(self.device)
         with torch.inference_mode():
-            probs = self.model.predict_proba(x)
+            # One image per forward pass: a model with per-batch BatchNorm statistics would otherwise give a
+            # part a different verdict depending on which other parts arrived in the same frame (ADR 0001).
+            probs = torch.cat([self.model.predict_proba(x[i : i + 1]) for i in range(len(x))])
         out = probs.detach().to("cpu", torch.float64).numpy()
         if out.shape != (len(images), len(self.class_names)):
             raise ValueError(
