@@ -107,6 +107,10 @@ def prototype_logits(features: torch.Tensor, prototypes: torch.Tensor) -> torch.
     return -sq.clamp_min(0)
 
 
+StepCallback = Callable[[int, float], bool | None]
+"""Adaptation progress: called with ``(step, support loss)`` after each inner step; True asks to stop."""
+
+
 class AdaptedClassifier:
     """A model adapted to one support set: ``predict_proba`` / ``predict`` for new images.
 
@@ -306,9 +310,17 @@ class MetaLearner(nn.Module):
 
     # -- deployment -----------------------------------------------------------------------------------------
     def adapt(
-        self, support_x: torch.Tensor, support_y: torch.Tensor, steps: int | None = None
+        self,
+        support_x: torch.Tensor,
+        support_y: torch.Tensor,
+        steps: int | None = None,
+        on_step: StepCallback | None = None,
     ) -> AdaptedClassifier:
-        """Adapt to a labelled support set ``(B, C, H, W)``, ``(B,)`` with labels ``0..N-1`` (N >= 2)."""
+        """Adapt to a labelled support set ``(B, C, H, W)``, ``(B,)`` with labels ``0..N-1`` (N >= 2).
+
+        ``on_step(step, loss) -> stop?`` reports each inner step of learners that take gradient steps
+        (and lets the caller stop early); learners without steps never call it.
+        """
         raise NotImplementedError
 
     def hyper(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from core.meta.base import (
     DEFAULT_CHUNK,
     AdaptedClassifier,
     MetaLearner,
+    StepCallback,
     Task,
     class_means,
     prepare_images,
@@ -40,6 +41,7 @@ def sgd_steps(
     *,
     create_graph: bool,
     detach: bool = False,
+    on_step: StepCallback | None = None,
 ) -> Params:
     """Run ``steps`` SGD steps ``p <- p - lr[p] * dL/dp`` on a functional parameter dict.
 
@@ -55,6 +57,8 @@ def sgd_steps(
         Keep the gradient computation in the graph (second-order meta-gradients).
     detach
         Cut every step from the graph (deployment: adaptation only, no meta-gradient wanted).
+    on_step
+        Called after each step with ``(step, loss before the step)``; returning True stops early (cancel).
 
     Returns
     -------
@@ -62,7 +66,7 @@ def sgd_steps(
         The adapted tensors, same keys.
     """
     names = list(params)
-    for _ in range(steps):
+    for step in range(1, steps + 1):
         loss = loss_fn(params)
         grads = torch.autograd.grad(loss, [params[n] for n in names], create_graph=create_graph)
         if detach:
@@ -72,6 +76,8 @@ def sgd_steps(
                 }
         else:
             params = {n: params[n] - lrs[n] * g for n, g in zip(names, grads, strict=True)}
+        if on_step is not None and on_step(step, float(loss.detach())):
+            break
     return params
 
 
@@ -170,7 +176,11 @@ class _GradientLearner(MetaLearner):
 
     # -- deployment -----------------------------------------------------------------------------------------
     def adapt(
-        self, support_x: torch.Tensor, support_y: torch.Tensor, steps: int | None = None
+        self,
+        support_x: torch.Tensor,
+        support_y: torch.Tensor,
+        steps: int | None = None,
+        on_step: StepCallback | None = None,
     ) -> AdaptedClassifier:
         """Fine-tune a functional copy of the weights on the support set; the shared model is untouched.
 
@@ -180,6 +190,8 @@ class _GradientLearner(MetaLearner):
             ``(B, C, H, W)`` images and ``(B,)`` labels ``0..N-1`` (every class present, N >= 2).
         steps
             Inner SGD steps (default: ``inner_steps``).
+        on_step
+            Progress callback ``(step, support loss) -> stop?``; returning True ends adaptation early.
 
         Notes
         -----
@@ -198,11 +210,13 @@ class _GradientLearner(MetaLearner):
         self.model.eval()
         try:
             with torch.inference_mode(False), torch.enable_grad():
-                return self._adapt(x, y, n, steps)
+                return self._adapt(x, y, n, steps, on_step)
         finally:
             self.model.train(was_training)
 
-    def _adapt(self, x: torch.Tensor, y: torch.Tensor, n: int, steps: int) -> AdaptedClassifier:
+    def _adapt(
+        self, x: torch.Tensor, y: torch.Tensor, n: int, steps: int, on_step: StepCallback | None
+    ) -> AdaptedClassifier:
         model = self.model
         head_params = {k: p.detach() for k, p in model.head.named_parameters()}
         if self.head_only:
@@ -230,7 +244,9 @@ class _GradientLearner(MetaLearner):
             def support_loss(p: Params) -> torch.Tensor:
                 return F.cross_entropy(functional_call(model.head, p, (feats,)), y)
 
-            adapted = sgd_steps(support_loss, params, steps, lrs, create_graph=False, detach=True)
+            adapted = sgd_steps(
+                support_loss, params, steps, lrs, create_graph=False, detach=True, on_step=on_step
+            )
             head = {k: v.detach() for k, v in adapted.items()}
 
             def logits_fn(q: torch.Tensor) -> torch.Tensor:
@@ -244,7 +260,7 @@ class _GradientLearner(MetaLearner):
         def full_loss(p: Params) -> torch.Tensor:
             return F.cross_entropy(functional_call(model, p, (x,)), y)
 
-        adapted = sgd_steps(full_loss, params, steps, lrs, create_graph=False, detach=True)
+        adapted = sgd_steps(full_loss, params, steps, lrs, create_graph=False, detach=True, on_step=on_step)
         weights = {k: v.detach() for k, v in adapted.items()}
 
         def full_logits(q: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,7 @@ from core.meta.base import (
     DEFAULT_CHUNK,
     AdaptedClassifier,
     MetaLearner,
+    StepCallback,
     Task,
     class_means,
     prepare_images,
@@ -51,10 +52,14 @@ class ProtoNet(MetaLearner):
         return prototype_logits(self.model.features(task.query_x), protos)
 
     def adapt(
-        self, support_x: torch.Tensor, support_y: torch.Tensor, steps: int | None = None
+        self,
+        support_x: torch.Tensor,
+        support_y: torch.Tensor,
+        steps: int | None = None,
+        on_step: StepCallback | None = None,
     ) -> AdaptedClassifier:
-        """Embed the support set once and keep its class means; ``steps`` is ignored (no fine-tuning)."""
-        del steps
+        """Embed the support set once and keep its class means; ``steps`` and ``on_step`` are unused."""
+        del steps, on_step
         n = support_classes(support_x, support_y)
         x = prepare_images(self.model, support_x, "support")
         model = self.model
