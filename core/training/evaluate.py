@@ -1,0 +1,105 @@
+"""Few-shot evaluation: N-way K-shot episodes from held-out classes, mean accuracy with a 95% CI.
+
+The protocol of the MAML and ProtoNet papers: every episode adapts the learner to a fresh support set and
+scores its query images; the result is the mean episode accuracy and the half-width ``1.96 * std / sqrt(n)``.
+Classes with fewer than K + Q images still take part (K support images, the rest as queries); classes with
+fewer than K + 1 images are skipped, and the sampler logs how many.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Generator, Sequence
+
+import numpy as np
+from torch import nn
+
+from core.config import EvalConfig
+from core.data import EpisodeSampler, ImageFolderDataset
+from core.training.progress import Cancellable, EvalProgress, EvalResult, is_cancelled
+
+
+def _mean_ci(accs: list[float]) -> tuple[float, float]:
+    arr = np.asarray(accs, dtype=np.float64)
+    return float(arr.mean()), float(1.96 * arr.std() / math.sqrt(len(arr)))
+
+
+def iter_evaluate(
+    learner: nn.Module,
+    dataset: ImageFolderDataset,
+    config: EvalConfig,
+    *,
+    class_ids: Sequence[int] | None = None,
+    cancel: Cancellable | None = None,
+) -> Generator[EvalProgress, None, EvalResult]:
+    """Evaluate episode by episode, yielding an :class:`EvalProgress` after each.
+
+    Parameters
+    ----------
+    learner
+        A ``MetaLearner``; each episode calls ``learner.adapt(support_x, support_y, steps=config.steps)``.
+    dataset
+        Prepared images; ``class_ids`` picks the held-out classes (default all).
+    config
+        Ways, shots, queries, episodes, seed and inner steps.
+    cancel
+        Stop early; the result then covers the episodes done (``cancelled=True``).
+
+    Returns
+    -------
+    EvalResult
+        Also attached to the last progress record as ``result``.
+    """
+    sampler = EpisodeSampler(
+        dataset, config.ways, config.shots, config.queries, config.seed, class_ids, partial_queries=True
+    )
+    accs: list[float] = []
+    t0 = time.perf_counter()
+    cancelled = False
+    for episode in range(1, config.episodes + 1):
+        if is_cancelled(cancel):
+            cancelled = True
+            break
+        task = sampler.sample()
+        adapted = learner.adapt(task.support_x, task.support_y, steps=config.steps)
+        pred = adapted.predict(task.query_x).cpu()
+        accs.append(float((pred == task.query_y).float().mean()))
+        mean, ci = _mean_ci(accs)
+        if episode < config.episodes:
+            yield EvalProgress(episode, config.episodes, mean, ci, time.perf_counter() - t0)
+    if not accs:
+        mean, ci = float("nan"), float("nan")
+    else:
+        mean, ci = _mean_ci(accs)
+    result = EvalResult(
+        accuracy=mean,
+        ci95=ci,
+        episodes=len(accs),
+        ways=config.ways,
+        shots=config.shots,
+        queries=config.queries,
+        steps=config.steps,
+        seed=config.seed,
+        elapsed=time.perf_counter() - t0,
+        skipped_classes=sampler.skipped_classes,
+        cancelled=cancelled,
+    )
+    yield EvalProgress(len(accs), config.episodes, mean, ci, result.elapsed, result=result)
+    return result
+
+
+def evaluate(
+    learner: nn.Module,
+    dataset: ImageFolderDataset,
+    config: EvalConfig,
+    *,
+    class_ids: Sequence[int] | None = None,
+    cancel: Cancellable | None = None,
+) -> EvalResult:
+    """Run :func:`iter_evaluate` to the end and return its :class:`EvalResult`."""
+    result: EvalResult | None = None
+    for record in iter_evaluate(learner, dataset, config, class_ids=class_ids, cancel=cancel):
+        result = record.result or result
+    assert result is not None  # iter_evaluate always ends with a result record
+    return result
