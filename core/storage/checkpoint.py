@@ -14,7 +14,6 @@ import hashlib
 import io
 import os
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch
 from torch import nn
 
 from core.imaging.preprocess import Preprocess
+from core.resources import resource_path
 
 FORMAT_NAME = "metainspect-checkpoint"
 FORMAT_VERSION = 1
@@ -95,9 +95,7 @@ def resolve_checkpoint_path(path_or_default: str | os.PathLike[str]) -> Path:
     """
     if str(path_or_default) != DEFAULT_NAME:
         return Path(path_or_default)
-    bundle = getattr(sys, "_MEIPASS", None)
-    root = Path(bundle) if bundle else _REPO_ROOT
-    return root / "resources" / "models" / "default.pt"
+    return resource_path("models", "default.pt")
 
 
 def git_commit(root: Path = _REPO_ROOT) -> str | None:

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -88,7 +89,9 @@ def cmd_meta_train(args: argparse.Namespace) -> int:
     val_ids: list[int] | None = None
     if cfg.val_every:
         train_ids, val_ids = split_classes(data, (1.0 - args.val_fraction, args.val_fraction), seed=cfg.seed)
-    if not args.quiet:
+    # Under torchrun only rank 0 talks; the other ranks train silently.
+    quiet = args.quiet or os.environ.get("RANK", "0") != "0"
+    if not quiet:
         print(
             f"meta-train {cfg.algo} on {data.source} ({len(data)} classes, {data.num_images} images, "
             f"{len(data.skipped)} skipped) device={resolve_device(cfg.device)}",
@@ -102,7 +105,7 @@ def cmd_meta_train(args: argparse.Namespace) -> int:
     last = None
     with (
         _cancel_on_interrupt(cancel),
-        tqdm(total=cfg.iterations, desc=cfg.algo, unit="it", file=sys.stderr, disable=args.quiet) as bar,
+        tqdm(total=cfg.iterations, desc=cfg.algo, unit="it", file=sys.stderr, disable=quiet) as bar,
     ):
         for rec in gen:
             last = rec

@@ -119,6 +119,7 @@ def meta_train(
         "data": dataset.source,
         "train_classes": sampler.num_classes,
         "seed": config.seed,
+        "world_size": dist.world_size if dist is not None else 1,  # tasks per step = world_size * meta_batch
         "config": config.to_dict(),
         **(provenance or {}),
     }
