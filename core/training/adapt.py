@@ -6,7 +6,6 @@ the GUI can run it in a generator worker and the CLI can drive it with a plain l
 
 from __future__ import annotations
 
-import inspect
 import os
 import queue
 import threading
@@ -77,13 +76,6 @@ def _support_loss(classifier: Any, x: torch.Tensor, y: torch.Tensor) -> float:
     return float(F.nll_loss(probs.log(), y))
 
 
-def _accepts_on_step(learner: nn.Module) -> bool:
-    try:
-        return "on_step" in inspect.signature(learner.adapt).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def adapt_examples(
     checkpoint: LoadedCheckpoint | str | Path,
     examples: Sequence[tuple[np.ndarray, str]],
@@ -134,8 +126,7 @@ def adapt_examples(
 
     def work() -> None:
         try:
-            kwargs = {"on_step": on_step} if _accepts_on_step(ck.learner) else {}
-            outcome["classifier"] = ck.learner.adapt(support_x, support_y, steps=steps, **kwargs)
+            outcome["classifier"] = ck.learner.adapt(support_x, support_y, steps=steps, on_step=on_step)
         except Exception as exc:  # re-raised in the caller's thread below
             outcome["error"] = exc
         finally:
