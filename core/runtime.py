@@ -36,11 +36,23 @@ def resolve_device(setting: str = "auto") -> torch.device:
     raise ValueError(f"unknown device {setting!r}; choose one of {', '.join(DEVICE_CHOICES)} (or cuda:N)")
 
 
+def default_cpu_threads() -> int:
+    """Half the cores, at least one: capture, the GUI and a second torch worker need the rest.
+
+    Measured on a 2-core PC (docs/benchmarks.md): 100 single-part verdicts took 0.34 s with 1 torch thread but
+    21 s with 2 while another process kept one core busy, because OpenMP threads spin-wait on each other.
+    """
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
 def set_cpu_threads(n: int | None = None) -> int:
-    """Set torch's intra-op CPU threads (default: ``METAINSPECT_THREADS`` or all cores) and return the number."""
+    """Set torch's intra-op CPU threads and return the number.
+
+    ``n`` defaults to ``METAINSPECT_THREADS`` when set, else :func:`default_cpu_threads`.
+    """
     if n is None:
         env = os.environ.get("METAINSPECT_THREADS")
-        n = int(env) if env else (os.cpu_count() or 1)
+        n = int(env) if env else default_cpu_threads()
     n = max(1, int(n))
     torch.set_num_threads(n)
     return n

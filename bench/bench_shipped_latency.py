@@ -1,0 +1,68 @@
+"""What an inspector waits for with the shipped model: adapt to N-way 5-shot labelled parts, then 100 verdicts.
+
+    nice -n 10 .venv/bin/python bench/bench_shipped_latency.py [--checkpoint default] [--threads 1,2] [--repeats 3]
+
+Parts are synthetic-line crops (core.camera.synthetic.render_part, 128 px BGR), prepared exactly as in the app
+(the checkpoint's Preprocess), classified one part per forward pass as the LiveClassifier does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from core.camera.synthetic import DEFECT_CLASSES, render_part
+from core.inference import LiveClassifier
+from core.storage.checkpoint import load_checkpoint
+from core.training.adapt import run_adaptation
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--checkpoint", default="default")
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--shots", type=int, default=5)
+    parser.add_argument("--queries", type=int, default=100)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    support = [(render_part(rng, c, size=128)[0], c) for c in DEFECT_CLASSES for _ in range(args.shots)]
+    queries = [
+        render_part(rng, DEFECT_CLASSES[i % len(DEFECT_CLASSES)], size=128)[0] for i in range(args.queries)
+    ]
+    print(
+        f"checkpoint {args.checkpoint}; {len(DEFECT_CLASSES)}-way {args.shots}-shot, {args.queries} verdicts; "
+        f"load {tuple(round(x, 2) for x in os.getloadavg())}"
+    )
+    print("| threads | adapt median s | 100 verdicts median s | total median s | runs (total s) |")
+    print("|---|---|---|---|---|")
+    for threads in (int(t) for t in args.threads.split(",")):
+        torch.set_num_threads(threads)
+        ck = load_checkpoint(args.checkpoint)
+        adapt_s, infer_s = [], []
+        for rep in range(args.repeats + 1):
+            t0 = time.perf_counter()
+            adapted = run_adaptation(ck, support)
+            t1 = time.perf_counter()
+            live = LiveClassifier(adapted.classifier, adapted.preprocess, adapted.class_names)
+            live.classify(list(range(len(queries))), queries)
+            t2 = time.perf_counter()
+            if rep:  # the first run warms up
+                adapt_s.append(t1 - t0)
+                infer_s.append(t2 - t1)
+        totals = [a + b for a, b in zip(adapt_s, infer_s, strict=True)]
+        print(
+            f"| {threads} | {statistics.median(adapt_s):.3f} | {statistics.median(infer_s):.3f} | "
+            f"{statistics.median(totals):.3f} | {' '.join(f'{t:.2f}' for t in totals)} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
