@@ -6,9 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-os.environ.setdefault("METAINSPECT_THREADS", "2")
+# One torch thread: tests use tiny models, and several run real subprocesses (torchrun ranks, a crash writer)
+# beside the test process, where competing OpenMP threads made runs up to 15x slower (docs/benchmarks.md).
+os.environ.setdefault("METAINSPECT_THREADS", "1")
+torch.set_num_threads(1)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
