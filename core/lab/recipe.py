@@ -5,7 +5,7 @@ has (docs/adr/0005), so this module pools classes from every source in a :class:
 episodes (each class equally likely, whatever its image count), augments them as surfaces allow (rotations,
 flips, brightness/contrast, blur, sensor noise) and trains any registered learner + backbone on them.
 
-    nice -n 10 python -m core.lab.recipe resources/recipes/default.json --out resources/models/default.pt
+    nice -n 10 python -m core.lab.recipe resources/recipes/texture_fused.json --out texture_fused.pt
 
 Progress comes back as :class:`TrainRecord` from the generator :func:`train`; the CLI form prints them.
 """

@@ -11,9 +11,9 @@ from core.models import conv4, resnet12  # noqa: F401  (importing registers the 
 from core.models.base import NORMS, FewShotModel
 from core.models.registry import create_model, list_models, register_model
 
-# Backbones contributed in their own modules (core/models/texture*.py) register themselves on import.
+# Backbones contributed in their own modules (core/models/texture*.py, surface.py) register themselves on import.
 for _info in pkgutil.iter_modules(__path__):
-    if _info.name.startswith("texture"):
+    if _info.name.startswith(("texture", "surface")):
         importlib.import_module(f"{__name__}.{_info.name}")
 
 __all__ = ["NORMS", "FewShotModel", "create_model", "list_models", "register_model"]
