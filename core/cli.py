@@ -101,8 +101,35 @@ def add_list(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_handler("cmd_list"))
 
 
+def add_pretrain(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "pretrain",
+        help="train a backbone on labelled defect classes and save it as a ProtoNet checkpoint "
+        "(the shipped model's recipe: resources/recipes/surface.json --texture-weight 1.0)",
+    )
+    p.add_argument("config", help="JSON file of PretrainConfig fields, e.g. resources/recipes/surface.json")
+    p.add_argument("--out", required=True, help="checkpoint to write")
+    p.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
+    p.add_argument(
+        "--texture-weight", type=float, default=None, help="save as surface_fused with this weight"
+    )
+
+    def run(args: argparse.Namespace) -> int:
+        from core.training.pretrain import main as pretrain_main
+
+        forwarded = [args.config, "--out", args.out]
+        if args.epochs is not None:
+            forwarded += ["--epochs", str(args.epochs)]
+        if args.texture_weight is not None:
+            forwarded += ["--texture-weight", str(args.texture_weight)]
+        return pretrain_main(forwarded)
+
+    p.set_defaults(func=run)
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_meta_train,
+    add_pretrain,
     add_evaluate,
     add_adapt,
     add_list,

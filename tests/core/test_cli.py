@@ -117,3 +117,29 @@ def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) 
     assert {"meta-train", "evaluate", "adapt", "list"} <= set(
         build_parser()._subparsers._group_actions[0].choices
     )
+
+
+def test_pretrain_subcommand_writes_a_loadable_fused_checkpoint(tmp_path: Path) -> None:
+    from core.cli import main as cli_main
+    from core.storage.checkpoint import load_checkpoint
+
+    config = {
+        "model": {"name": "surface", "in_channels": 1, "widths": [8, 8, 8, 8], "norm": "instance"},
+        "image_size": 32,
+        "render_size": 64,
+        "held_out": ["copper_disc"],
+        "per_class": 3,
+        "datasets": [],
+        "epochs": 1,
+        "batch_size": 16,
+        "seed": 0,
+        "threads": 1,
+    }
+    cfg = tmp_path / "recipe.json"
+    cfg.write_text(json.dumps(config))
+    out = tmp_path / "pre.pt"
+    assert cli_main(["pretrain", str(cfg), "--out", str(out), "--texture-weight", "1.0"]) == 0
+    ck = load_checkpoint(out)
+    assert ck.learner.config()["name"] == "protonet"
+    assert ck.learner.model.config()["name"] == "surface_fused"
+    assert "copper_disc" in ck.provenance["held_out"]
