@@ -15,6 +15,7 @@ from app.views.training_panel import TrainingPanel
 from app.views.verdict_panel import DECISION_COLOURS, VerdictPanel
 from core.inference import LiveClassifier
 from core.inference.pipeline import PartResult
+from core.storage import StorageError
 from core.training.progress import AdaptProgress
 
 BOX_FRAMES = 2  # frames after the crop on which the part's box still roughly matches the picture
@@ -140,7 +141,7 @@ class MainWindow(QMainWindow):
         self.session.prefs = prefs
         try:
             save_preferences(prefs)
-        except OSError as exc:
+        except StorageError as exc:
             self.show_error(f"Settings are in use but could not be saved: {exc}")
         if source_changed:
             self.session.start_capture()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from platformdirs import user_config_dir, user_data_dir
+
+from core.storage.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +65,12 @@ def load_preferences(path: Path | None = None) -> tuple[Preferences, str | None]
 
 
 def save_preferences(prefs: Preferences, path: Path | None = None) -> None:
-    """Write atomically (temp file, fsync, rename) so a crash never leaves half a file."""
+    """Write atomically (temp file, fsync, rename) so a crash never leaves half a file.
+
+    Raises
+    ------
+    core.storage.StorageWriteError
+        Disk full, read-only folder or missing permissions.
+    """
     path = path or preferences_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".prefs-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(asdict(prefs), fh, indent=2)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, json.dumps(asdict(prefs), indent=2).encode("utf-8"))

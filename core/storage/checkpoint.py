@@ -14,7 +14,6 @@ import hashlib
 import io
 import os
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from torch import nn
 
 from core.imaging.preprocess import Preprocess
 from core.resources import resource_path
+from core.storage.files import atomic_write_bytes
 
 FORMAT_NAME = "metainspect-checkpoint"
 FORMAT_VERSION = 1
@@ -169,29 +169,8 @@ def save_checkpoint(
     data = buf.getvalue()
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(target, data)
+    atomic_write_bytes(target, data)  # temp file, fsync, rename, fsync the folder
     return hashlib.sha256(data).hexdigest()
-
-
-def _atomic_write(target: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if hasattr(os, "fchmod"):  # mkstemp makes 0600; a model file is shared like any document
-                os.fchmod(fh.fileno(), 0o644)
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX only)
-        dir_fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def read_checkpoint_payload(path: Path) -> tuple[dict[str, Any], str]:
