@@ -33,6 +33,16 @@ def make_norm(kind: str, channels: int) -> nn.Module:
     raise ValueError(f"unknown norm {kind!r}; choose one of {', '.join(NORMS)}")
 
 
+def check_sizes(name: str, in_channels: int, n_way: int, image_size: int, width: int) -> None:
+    """Validate the common constructor arguments of the four-pooling backbones (clear errors before building)."""
+    if in_channels < 1 or width < 1 or n_way < 1:
+        raise ValueError(
+            f"in_channels, width and n_way must be positive, got {in_channels}, {width}, {n_way}"
+        )
+    if image_size < 16:
+        raise ValueError(f"{name} needs image_size >= 16 (four 2x poolings), got {image_size}")
+
+
 class FewShotModel(nn.Module):
     """Backbone + linear head; ``forward(x) == head(features(x))``.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from core.models.base import FewShotModel, make_norm
+from core.models.base import FewShotModel, check_sizes, make_norm
 from core.models.registry import register_model
 
 
@@ -57,12 +57,7 @@ class Conv4(FewShotModel):
         norm: str = "batch",
     ) -> None:
         super().__init__()
-        if in_channels < 1 or width < 1 or n_way < 1:
-            raise ValueError(
-                f"in_channels, width and n_way must be positive, got {in_channels}, {width}, {n_way}"
-            )
-        if image_size < 16:
-            raise ValueError(f"conv4 needs image_size >= 16 (four 2x poolings), got {image_size}")
+        check_sizes("conv4", in_channels, n_way, image_size, width)
         make_norm(norm, width)  # validate the name before building anything
         self.in_channels = in_channels
         self.image_size = image_size

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from core.models.base import FewShotModel, make_norm
+from core.models.base import FewShotModel, check_sizes, make_norm
 from core.models.registry import register_model
 
 
@@ -66,12 +66,7 @@ class ResNet12(FewShotModel):
         norm: str = "batch",
     ) -> None:
         super().__init__()
-        if in_channels < 1 or width < 1 or n_way < 1:
-            raise ValueError(
-                f"in_channels, width and n_way must be positive, got {in_channels}, {width}, {n_way}"
-            )
-        if image_size < 16:
-            raise ValueError(f"resnet12 needs image_size >= 16 (four 2x poolings), got {image_size}")
+        check_sizes("resnet12", in_channels, n_way, image_size, width)
         make_norm(norm, width)
         self.in_channels = in_channels
         self.image_size = None

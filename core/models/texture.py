@@ -20,33 +20,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.imaging.lbp import LBP_OFFSETS, LBP_UNIFORM_BINS, UNIFORM_LBP_TABLE
 from core.models.base import FewShotModel, make_norm
 from core.models.registry import register_model
 
-# Same neighbour order and uniform-pattern definition as core.lab.texture_features (bit i = neighbour i >= centre).
-_LBP_OFFSETS: tuple[tuple[int, int], ...] = (
-    (0, 1),
-    (-1, 1),
-    (-1, 0),
-    (-1, -1),
-    (0, -1),
-    (1, -1),
-    (1, 0),
-    (1, 1),
-)
-LBP_BINS = 59
+LBP_BINS = LBP_UNIFORM_BINS
 _GREY_WEIGHTS_RGB = (0.299, 0.587, 0.114)  # ITU-R BT.601, as OpenCV's RGB->grey
 
 
 def _uniform_lbp_table() -> torch.Tensor:
-    table = torch.full((256,), LBP_BINS - 1, dtype=torch.long)
-    nxt = 0
-    for code in range(256):
-        bits = [(code >> i) & 1 for i in range(8)]
-        if sum(bits[i] != bits[(i + 1) % 8] for i in range(8)) <= 2:
-            table[code] = nxt
-            nxt += 1
-    return table
+    return torch.from_numpy(UNIFORM_LBP_TABLE.copy())
 
 
 def _histogram(idx: torch.Tensor, bins: int, weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -133,7 +116,7 @@ class TextureHistograms(nn.Module):
         h, w = g.shape[2], g.shape[3]
         centre = g[:, 0, 1 : h - 1, 1 : w - 1]
         codes = torch.zeros_like(centre, dtype=torch.long)
-        for bit, (dy, dx) in enumerate(_LBP_OFFSETS):
+        for bit, (dy, dx) in enumerate(LBP_OFFSETS):
             codes |= (g[:, 0, 1 + dy : h - 1 + dy, 1 + dx : w - 1 + dx] >= centre).long() << bit
         return _histogram(self.lbp_table[codes.flatten(1)], LBP_BINS)
 
