@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from app.main_window import MainWindow
 from app.preferences import APP_NAME, Preferences, load_preferences
 from app.session import InspectionSession, user_message
-from core.runtime import set_cpu_threads
+from core.runtime import keep_freed_memory, set_cpu_threads
 from core.storage import StorageError, Workspace
 
 
@@ -50,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     set_cpu_threads()
+    keep_freed_memory()
     app = QApplication.instance() or QApplication([sys.argv[0], *argv])
     QCoreApplication.setOrganizationName(APP_NAME)
     QCoreApplication.setApplicationName(APP_NAME)

@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from core.meta import create_learner  # noqa: E402
 from core.models import create_model  # noqa: E402
+from core.runtime import keep_freed_memory  # noqa: E402
 
 DEFAULT_ZIP = REPO.parent / "shared" / "datasets" / "x_sdd.zip"
 
@@ -135,7 +136,15 @@ def main() -> None:
     parser.add_argument("--channels-last", default="0,1", help="0, 1 or 0,1")
     parser.add_argument("--plain", action="store_true", help="also time deep-copy + torch.optim.SGD")
     parser.add_argument("--profile", default=None, help="profile one learner instead of the table")
+    parser.add_argument(
+        "--allocator",
+        choices=("keep", "default"),
+        default="keep",
+        help="keep: core.runtime.keep_freed_memory() as the app does; default: glibc's own settings",
+    )
     args = parser.parse_args()
+    if args.allocator == "keep" and not keep_freed_memory():
+        print("note: keep_freed_memory() did not apply here (not Linux/glibc)")
 
     sx, sy, qx = load_task(Path(args.zip), args.ways, args.shots, args.queries, args.size)
     if args.profile:
@@ -152,7 +161,7 @@ def main() -> None:
     print(
         f"Conv-4 width 64, {args.ways}-way {args.shots}-shot {args.size}x{args.size} RGB (X-SDD), "
         f"{args.steps} inner steps, {len(qx)} queries; {args.repeats} timed runs after a warm-up; "
-        f"load {os.getloadavg()}"
+        f"allocator {args.allocator}; load {os.getloadavg()}"
     )
     print("| learner | threads | channels_last | median wall s | wall runs (s) | median process CPU s |")
     print("|---|---|---|---|---|---|")

@@ -18,6 +18,7 @@ import torch
 
 from core.camera.synthetic import DEFECT_CLASSES, render_part
 from core.inference import LiveClassifier
+from core.runtime import keep_freed_memory
 from core.storage.checkpoint import load_checkpoint
 from core.training.adapt import run_adaptation
 
@@ -31,14 +32,22 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--shots", type=int, default=5)
     parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument(
+        "--allocator",
+        choices=("keep", "default"),
+        default="keep",
+        help="keep: core.runtime.keep_freed_memory() as the app does; default: glibc's own settings",
+    )
     args = parser.parse_args()
+    if args.allocator == "keep" and not keep_freed_memory():
+        print("note: keep_freed_memory() did not apply here (not Linux/glibc)")
     rng = np.random.default_rng(0)
     support = [(render_part(rng, c, size=128)[0], c) for c in DEFECT_CLASSES for _ in range(args.shots)]
     queries = [
         render_part(rng, DEFECT_CLASSES[i % len(DEFECT_CLASSES)], size=128)[0] for i in range(args.queries)
     ]
     print(
-        f"checkpoint {args.checkpoint}; {len(DEFECT_CLASSES)}-way {args.shots}-shot, {args.queries} verdicts; "
+        f"checkpoint {args.checkpoint}; allocator {args.allocator}; {len(DEFECT_CLASSES)}-way {args.shots}-shot, {args.queries} verdicts; "
         f"load {tuple(round(x, 2) for x in os.getloadavg())}"
     )
     print("| threads | adapt median s | 100 verdicts median s | total median s | runs (total s) |")

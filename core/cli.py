@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from core.runtime import DEVICE_CHOICES
+from core.runtime import DEVICE_CHOICES, keep_freed_memory
 
 EXIT_USAGE = 2
 
@@ -158,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    keep_freed_memory()
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s"
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 
 import torch
 
@@ -56,3 +58,35 @@ def set_cpu_threads(n: int | None = None) -> int:
     n = max(1, int(n))
     torch.set_num_threads(n)
     return n
+
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+KEEP_FREED_BYTES = 1 << 30
+
+
+def keep_freed_memory(keep_bytes: int = KEEP_FREED_BYTES) -> bool:
+    """Make glibc's malloc reuse freed tensor memory instead of handing it back to the OS; True when applied.
+
+    By default glibc serves every allocation over 32 MB with a fresh ``mmap`` and unmaps it on free, so each
+    large activation (a 5-way 5-shot batch at 84 px is 45 MB per Conv-4 layer) is page-faulted in again on
+    every forward and backward pass. On the 2-core reference PC that made a memory copy ~8x slower than the
+    memory allows and cost more than half of adaptation time (docs/benchmarks.md, "allocator"). With
+    ``M_MMAP_MAX = 0`` large blocks come from the heap, and ``M_TRIM_THRESHOLD = keep_bytes`` keeps up to that
+    much freed memory for reuse (resident memory then stays near the peak of the work done, as with a caching
+    allocator). Allocations still succeed beyond it: glibc falls back to ``mmap`` when the heap cannot grow.
+
+    Linux/glibc only; elsewhere (Windows, macOS, musl) nothing changes and False is returned. Set
+    ``METAINSPECT_KEEP_FREED_MEMORY=0`` to turn it off.
+    """
+    if os.environ.get("METAINSPECT_KEEP_FREED_MEMORY", "1") == "0" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    keep = max(0, min(int(keep_bytes), 2**31 - 1))
+    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, keep))

@@ -8,11 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from core.runtime import keep_freed_memory
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # One torch thread: tests use tiny models, and several run real subprocesses (torchrun ranks, a crash writer)
 # beside the test process, where competing OpenMP threads made runs up to 15x slower (docs/benchmarks.md).
 os.environ.setdefault("METAINSPECT_THREADS", "1")
 torch.set_num_threads(1)
+# As the app and metainspect-lab do: reuse freed tensor memory instead of page-faulting it in again.
+keep_freed_memory()
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

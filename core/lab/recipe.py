@@ -41,7 +41,9 @@ class Recipe:
 
     ``data``: image-folder trees/zips as ``{"path": ..., "subdir": ...}`` (paths relative to ``datasets_dir``);
     ``synthetic_variants``: synthetic-line product variants whose defect classes join the pool;
-    ``eval_variant`` / ``eval_data``: held out, only scored while training.
+    ``eval_variant`` / ``eval_data``: held out, only scored while training. Episodes are 2..``max_ways``-way,
+    or exactly ``ways``-way when set (learners with a fixed-size head: the MAML family; sources with fewer
+    classes are then left out).
     """
 
     backbone: str = "texture_fused"
@@ -61,6 +63,7 @@ class Recipe:
     iterations: int = 1000
     meta_batch: int = 2
     max_ways: int = 6
+    ways: int | None = None
     shots: tuple[int, ...] = (1, 5)
     queries: int = 8
     lr: float = 1e-3
@@ -208,10 +211,12 @@ def build(recipe: Recipe) -> Any:
         recipe.backbone,
         in_channels=recipe.channels,
         image_size=recipe.image_size,
-        n_way=recipe.max_ways,
+        n_way=recipe.ways or recipe.max_ways,
         **recipe.backbone_options,
     )
-    learner = create_learner(recipe.learner, model, n_way=recipe.max_ways, **recipe.learner_options)
+    learner = create_learner(
+        recipe.learner, model, n_way=recipe.ways or recipe.max_ways, **recipe.learner_options
+    )
     if recipe.freeze_texture:
         # Keep the classic histograms exactly (identity-initialised texture branch): learning them on the few
         # training sets made them worse on the held-out set (docs/adr/0005); only the CNN branch learns.
@@ -230,9 +235,11 @@ def train(
     every: int = 50,
 ) -> Iterator[TrainRecord]:
     """Meta-train ``learner`` on class-balanced episodes from ``pool``; yield a record every ``every`` steps."""
-    groups = class_groups(pool)
+    groups = {k: v for k, v in class_groups(pool).items() if len(v) >= (recipe.ways or 2)}
     if not groups:
-        raise ValueError("the recipe gives no data set (or synthetic variant) with at least two classes")
+        raise ValueError(
+            f"the recipe gives no data set (or synthetic variant) with at least {recipe.ways or 2} classes"
+        )
     group_names = sorted(groups)
     rng = np.random.default_rng(recipe.seed)
     g = torch.Generator().manual_seed(recipe.seed) if recipe.augment else None
@@ -245,7 +252,7 @@ def train(
         tasks = []
         for _ in range(recipe.meta_batch):
             names = groups[group_names[int(rng.integers(len(group_names)))]]
-            n_way = int(rng.integers(2, min(recipe.max_ways, len(names)) + 1))
+            n_way = recipe.ways or int(rng.integers(2, min(recipe.max_ways, len(names)) + 1))
             tasks.append(
                 sample_task(pool, names, n_way, int(rng.choice(recipe.shots)), recipe.queries, rng, g)
             )

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -30,3 +33,44 @@ def test_thread_default_leaves_cores_for_capture_and_gui(monkeypatch: pytest.Mon
         assert set_cpu_threads() == 1 == torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
+
+
+_RSS_PROBE = """
+import sys, torch
+from core.runtime import keep_freed_memory
+applied = keep_freed_memory() if sys.argv[1] == "keep" else False
+def rss_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+x = torch.ones(50 * 2**20)  # 200 MB, touched
+peak = rss_mb()
+del x
+print(applied, peak, rss_mb())
+"""
+
+
+def _rss_after_free(mode: str, env: dict[str, str]) -> tuple[bool, float, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", _RSS_PROBE, mode],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+    ).stdout.split()
+    return out[0] == "True", float(out[1]), float(out[2])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc settings")
+def test_keep_freed_memory_keeps_large_blocks_for_reuse_and_can_be_turned_off() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "METAINSPECT_KEEP_FREED_MEMORY"}
+    applied, peak, after = _rss_after_free("keep", env)
+    assert applied
+    assert after > peak - 20  # the 200 MB block stays mapped for the next batch (no page faults)
+    applied, peak, after = _rss_after_free("default", env)
+    assert not applied
+    assert after < peak - 150  # glibc's default unmaps it
+    applied, peak, after = _rss_after_free("keep", {**env, "METAINSPECT_KEEP_FREED_MEMORY": "0"})
+    assert not applied
+    assert after < peak - 150

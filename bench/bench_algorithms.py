@@ -1,0 +1,184 @@
+"""Which meta-learner and backbone? Leave-one-data-set-out comparison at equal training time.
+
+For the left-out set FOLD (one of the real defect sets in ../shared/datasets), every job ``ALGO@BACKBONE`` is
+meta-trained for ``--budget`` CPU seconds on the OTHER real defect sets plus the synthetic line's product
+variants (class-balanced, within-source episodes, surface augmentation: core/lab/recipe.py), saved as a
+checkpoint, then scored on FOLD's classes with the same episodes as the baselines (raw-pixel and texture-
+histogram nearest class mean, the shipped model). 5-way (where FOLD has 5 classes) and all-classes-way, 1-shot
+and 5-shot, mean and 95% CI over ``--episodes`` episodes.
+
+    nice -n 10 .venv/bin/python bench/bench_algorithms.py --fold x_sdd.zip --budget 240 \
+        --out-dir /tmp/algos --threads 1
+
+Every job gets the same wall-clock budget on one thread (Adam 1e-3, meta-batch 2, 2..6-way 1- or 5-shot
+episodes), so the comparison is "what does each algorithm reach for the same compute", not "at convergence".
+The checkpoints are regular ones: ``metainspect-lab evaluate --checkpoint OUT/FOLD-ALGO@BACKBONE.pt`` reruns any
+cell. Rows also go to ``OUT/FOLD.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from bench_loo import draw_episodes, learner_scorer, ncm_scorer, texture_features_of  # noqa: E402
+
+from core.lab.baselines import summarise  # noqa: E402
+from core.lab.recipe import Recipe, build, folder_classes, git_commit, load_pools, train  # noqa: E402
+from core.runtime import keep_freed_memory  # noqa: E402
+from core.storage.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+
+REAL_SETS = {"x_sdd.zip": None, "magnetic_tile.zip": "images", "kolektorsdd.zip": None}
+VARIANTS = ("default", "brushed_plate", "brass_ring", "cast_hex", "anodized_tab")
+DEFAULT_JOBS = (
+    "maml@conv4,fomaml@conv4,anil@conv4,metasgd@conv4,protonet@conv4,incontext@conv4,"
+    "protonet@resnet12,protonet@surface_fused"
+)
+GRADIENT_OPTIONS = {"inner_lr": 0.1, "inner_steps": 3}
+BACKBONE_OPTIONS: dict[str, dict[str, Any]] = {
+    "conv4": {"width": 32},
+    "resnet12": {"width": 16},
+    "surface_fused": {},
+}
+
+
+def job_recipe(fold: str, algo: str, backbone: str, seed: int) -> Recipe:
+    """The recipe for one job: every real set but ``fold`` plus the synthetic variants, grey 64 px."""
+    data = tuple({"path": p, **({"subdir": s} if s else {})} for p, s in REAL_SETS.items() if p != fold)
+    gradient = algo in ("maml", "fomaml", "anil", "metasgd")
+    options = GRADIENT_OPTIONS if gradient else {}
+    return Recipe(
+        backbone=backbone,
+        backbone_options=BACKBONE_OPTIONS.get(backbone, {}),
+        learner=algo,
+        learner_options=dict(options),
+        image_size=64,
+        channels=1,
+        data=data,
+        synthetic_variants=VARIANTS,
+        synthetic_per_class=40,
+        iterations=1_000_000,  # stopped by the time budget; the cosine schedule stays near its start
+        meta_batch=2,
+        max_ways=6,
+        ways=5 if gradient else None,  # a fixed-size head: 5-way episodes (kolektorsdd's 2 classes drop out)
+        shots=(1, 5),
+        queries=6,
+        lr=1e-3,
+        augment=True,
+        seed=seed,
+    )
+
+
+def train_job(recipe: Recipe, pool: dict[str, torch.Tensor], budget: float, out: Path) -> dict[str, Any]:
+    """Meta-train for ``budget`` seconds; save a checkpoint; return what happened."""
+    learner = build(recipe)
+    last = None
+    for rec in train(recipe, learner, pool, {}, every=10):
+        last = rec
+        if rec.seconds >= budget:
+            break
+    assert last is not None
+    provenance = {
+        "recipe": asdict(replace(recipe, iterations=last.iteration)),
+        "training_classes": sorted(pool),
+        "iterations": last.iteration,
+        "seconds": round(last.seconds, 1),
+        "seed": recipe.seed,
+        "git_commit": git_commit(),
+        "bench": "bench/bench_algorithms.py",
+    }
+    save_checkpoint(out, learner, preprocess=recipe.preprocess(), class_names=[], provenance=provenance)
+    return {"iterations": last.iteration, "seconds": last.seconds, "train_loss": last.loss}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--fold", required=True, choices=sorted(REAL_SETS), help="the left-out real set")
+    ap.add_argument("--jobs", default=DEFAULT_JOBS, help="comma-separated ALGO@BACKBONE")
+    ap.add_argument("--budget", type=float, default=240.0, help="training seconds per job")
+    ap.add_argument("--episodes", type=int, default=600)
+    ap.add_argument("--queries", type=int, default=15)
+    ap.add_argument("--shots", default="1,5")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out-dir", type=Path, required=True)
+    ap.add_argument("--skip-train", action="store_true", help="score checkpoints already in --out-dir")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    keep_freed_memory()
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    stem = args.fold.removesuffix(".zip")
+    jobs = [j.strip().split("@") for j in args.jobs.split(",") if j.strip()]
+
+    probe = job_recipe(args.fold, "protonet", "conv4", args.seed)
+    pool, _ = load_pools(probe)
+    pre = probe.preprocess()
+    test = folder_classes(REPO / probe.datasets_dir / args.fold, pre, REAL_SETS[args.fold])
+    x = torch.cat([v.float() / 255.0 for v in test.values()])
+    labels = np.concatenate([np.full(len(v), i) for i, v in enumerate(test.values())])
+    print(
+        f"fold {args.fold}: {len(test)} test classes / {len(x)} images; training pool {len(pool)} classes / "
+        f"{sum(len(v) for v in pool.values())} images; load {__import__('os').getloadavg()}",
+        flush=True,
+    )
+
+    scorers: dict[str, Any] = {
+        "raw-pixel NCM": ncm_scorer(x.flatten(1)),
+        "texture NCM": ncm_scorer(texture_features_of(x, pre)),
+    }
+    shipped = load_checkpoint("default")
+    sx = torch.cat([v.float() / 255.0 for v in folder_classes(
+        REPO / probe.datasets_dir / args.fold, shipped.preprocess, REAL_SETS[args.fold]).values()])  # fmt: skip
+    scorers["shipped model (surface_fused, protonet)"] = learner_scorer(shipped.learner.eval(), sx)
+    trained: dict[str, dict[str, Any]] = {}
+    for algo, backbone in jobs:
+        name = f"{algo}@{backbone}"
+        ckpt = args.out_dir / f"{stem}-{name}.pt"
+        if not args.skip_train:
+            t0 = time.perf_counter()
+            trained[name] = train_job(
+                job_recipe(args.fold, algo, backbone, args.seed), pool, args.budget, ckpt
+            )
+            print(f"trained {name}: {trained[name]} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        loaded = load_checkpoint(ckpt)
+        trained.setdefault(name, {"iterations": loaded.provenance.get("iterations")})
+        scorers[name] = learner_scorer(loaded.learner.eval(), x)
+
+    ways = sorted({min(5, len(test)), len(test)})
+    print("| left out | method | iterations | " + " | ".join(
+        f"{n}-way {k}-shot" for n in ways for k in args.shots.split(",")) + " |")  # fmt: skip
+    print("|---|---|---|" + "---|" * (len(ways) * len(args.shots.split(","))))
+    episodes = {
+        (n, int(k)): draw_episodes(labels, n, int(k), args.queries, args.episodes, args.seed)
+        for n in ways
+        for k in args.shots.split(",")
+    }
+    with open(args.out_dir / f"{stem}.jsonl", "a") as log:
+        for method, score in scorers.items():
+            t0 = time.perf_counter()
+            cells, row = [], {"fold": args.fold, "method": method, **trained.get(method, {})}
+            for (n, k), eps in episodes.items():
+                s = summarise(score(*e) for e in eps)
+                cells.append(str(s))
+                row[f"{n}w{k}s"] = {"mean": s.mean, "ci95": s.ci95, "episodes": len(eps)}
+            iters = trained.get(method, {}).get("iterations", "")
+            print(f"| {stem} | {method} | {iters} | " + " | ".join(cells) + " |", flush=True)
+            row["score_seconds"] = round(time.perf_counter() - t0, 1)
+            log.write(json.dumps(row) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
