@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, replace
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     labels = np.concatenate([np.full(len(v), i) for i, v in enumerate(test.values())])
     print(
         f"fold {args.fold}: {len(test)} test classes / {len(x)} images; training pool {len(pool)} classes / "
-        f"{sum(len(v) for v in pool.values())} images; load {__import__('os').getloadavg()}",
+        f"{sum(len(v) for v in pool.values())} images; load {os.getloadavg()}",
         flush=True,
     )
 

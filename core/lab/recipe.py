@@ -207,16 +207,15 @@ def class_groups(pool: dict[str, torch.Tensor]) -> dict[str, list[str]]:
 def build(recipe: Recipe) -> Any:
     """Backbone + learner from the recipe (fresh weights, seeded)."""
     torch.manual_seed(recipe.seed)
+    head_size = recipe.ways or recipe.max_ways
     model = create_model(
         recipe.backbone,
         in_channels=recipe.channels,
         image_size=recipe.image_size,
-        n_way=recipe.ways or recipe.max_ways,
+        n_way=head_size,
         **recipe.backbone_options,
     )
-    learner = create_learner(
-        recipe.learner, model, n_way=recipe.ways or recipe.max_ways, **recipe.learner_options
-    )
+    learner = create_learner(recipe.learner, model, n_way=head_size, **recipe.learner_options)
     if recipe.freeze_texture:
         # Keep the classic histograms exactly (identity-initialised texture branch): learning them on the few
         # training sets made them worse on the held-out set (docs/adr/0005); only the CNN branch learns.
