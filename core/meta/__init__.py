@@ -7,17 +7,11 @@
 >>> probs = adapted.predict_proba(query_x)  # (B, N), rows sum to 1
 """
 
-import importlib
-import importlib.util
-
+# Explicit imports register every learner family: a frozen bundle sees exactly these modules, so the
+# installed app knows the same learners as the source tree.
+from core.meta import incontext, maml, protonet  # noqa: F401
 from core.meta.base import AdaptedClassifier, MetaLearner, Task
 from core.meta.registry import create_learner, list_learners, register_learner
-
-# Importing a family module registers its learners. The model-based learner lives in its own module,
-# contributed separately; it registers itself the same way when present.
-for _module in ("core.meta.maml", "core.meta.protonet", "core.meta.incontext"):
-    if importlib.util.find_spec(_module) is not None:
-        importlib.import_module(_module)
 
 
 def learner_from_config(config: dict, model: "object") -> MetaLearner:

@@ -4,16 +4,10 @@
 >>> model = create_model("conv4", in_channels=1, n_way=5, image_size=28)
 """
 
-import importlib
-import pkgutil
-
-from core.models import conv4, resnet12  # noqa: F401  (importing registers the built-in models)
+# Explicit imports register every built-in model: a frozen bundle (PyInstaller) sees exactly these modules,
+# so it knows the same names as the source tree (a module found by scanning the folder at run time is not).
+from core.models import conv4, resnet12, surface, texture  # noqa: F401
 from core.models.base import NORMS, FewShotModel
 from core.models.registry import create_model, list_models, register_model
-
-# Backbones contributed in their own modules (core/models/texture*.py, surface.py) register themselves on import.
-for _info in pkgutil.iter_modules(__path__):
-    if _info.name.startswith(("texture", "surface")):
-        importlib.import_module(f"{__name__}.{_info.name}")
 
 __all__ = ["NORMS", "FewShotModel", "create_model", "list_models", "register_model"]
