@@ -5,7 +5,9 @@ and ``audit`` are the table APIs. ``export_archive``/``import_archive`` move a w
 version with its examples) through a single zip. ``checkpoint`` (model files) is its own module.
 """
 
-from core.storage.archive import ImportReport, export_archive, import_archive
+from core.storage.archive import export_archive
+from core.storage.archive_checks import ArchiveError, ArchiveLimits
+from core.storage.archive_import import ImportReport, import_archive
 from core.storage.errors import (
     FileIntegrityError,
     RecordNotFoundError,
@@ -30,6 +32,8 @@ from core.storage.records import (
 from core.storage.workspace import Workspace, default_workspace_path
 
 __all__ = [
+    "ArchiveError",
+    "ArchiveLimits",
     "AuditEntry",
     "BufferedInspectionWriter",
     "ClassRecord",

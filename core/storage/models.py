@@ -74,7 +74,7 @@ class ModelStore:
         if sha256 is not None and digest != sha256.lower():
             staging.unlink(missing_ok=True)
             raise FileIntegrityError(src, sha256.lower(), digest)
-        file_name = f"{digest}{src.suffix or '.pt'}"
+        file_name = f"{digest}.pt"  # the content address alone: no suffix a file name could smuggle in
         target = self._ws.models_dir / file_name
         try:
             staging.replace(target)
