@@ -127,12 +127,39 @@ def add_pretrain(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def add_workspace(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("workspace", help="check, export or import a workspace (labels, models, verdicts)")
+    group = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def handler(name: str) -> Handler:
+        def run(args: argparse.Namespace) -> int:
+            from core.storage import commands
+
+            return int(getattr(commands, name)(args))
+
+        return run
+
+    check = group.add_parser("check", help="verify the database and every file; exit 1 if damaged")
+    check.add_argument("--workspace", required=True, help="workspace folder")
+    check.set_defaults(func=handler("cmd_workspace_check"))
+    export = group.add_parser("export", help="write the workspace (or one model version) to one zip")
+    export.add_argument("--workspace", required=True, help="workspace folder")
+    export.add_argument("--out", required=True, help="zip file to write")
+    export.add_argument("--model", type=int, default=None, help="only this model version and its examples")
+    export.set_defaults(func=handler("cmd_workspace_export"))
+    imp = group.add_parser("import", help="import a zip into a new or empty workspace")
+    imp.add_argument("archive", help="zip written by `workspace export`")
+    imp.add_argument("--workspace", required=True, help="new or empty workspace folder")
+    imp.set_defaults(func=handler("cmd_workspace_import"))
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_meta_train,
     add_pretrain,
     add_evaluate,
     add_adapt,
     add_list,
+    add_workspace,
 ]
 
 
@@ -146,10 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that are the user's input, not a bug: shown as one line, no traceback."""
-    from core.storage.checkpoint import CheckpointError
+    """Exceptions that are the user's input or the machine's state, not a bug: one line, no traceback.
 
-    return (ValueError, CheckpointError, FileNotFoundError, PermissionError, IsADirectoryError)
+    OSError covers a full disk, a missing or unreadable file and a read-only folder; zipfile and zlib errors
+    are a damaged archive given as data.
+    """
+    import zipfile
+    import zlib
+
+    from core.storage.checkpoint import CheckpointError
+    from core.storage.errors import StorageError
+
+    return (ValueError, CheckpointError, StorageError, OSError, zipfile.BadZipFile, zlib.error, EOFError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -168,7 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("metainspect-lab: interrupted", file=sys.stderr)
         return 130
     except _user_errors() as exc:
-        print(f"metainspect-lab {args.command}: error: {exc}", file=sys.stderr)
+        text = " ".join(str(exc).split()) or type(exc).__name__  # one line, whatever the message holds
+        print(f"metainspect-lab {args.command}: error: {text}", file=sys.stderr)
         return EXIT_USAGE
 
 

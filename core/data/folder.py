@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -326,8 +327,10 @@ def _decode_all(
     for m in members:
         try:
             img = decode_image(m.read())
-        except (OSError, zipfile.BadZipFile) as exc:
-            skipped.append(SkippedImage(m.name, f"cannot read: {exc}"))
+        except (OSError, zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+            # A damaged zip entry (CRC, broken deflate stream, cut off, encrypted, unknown compression) is a
+            # broken image like any other: left out and reported, not a traceback.
+            skipped.append(SkippedImage(m.name, f"cannot read: {type(exc).__name__}: {exc}"))
             continue
         if img is None:
             skipped.append(SkippedImage(m.name, "not a decodable image"))
