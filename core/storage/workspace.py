@@ -32,10 +32,11 @@ from core.storage.errors import (
     WorkspaceLockedError,
 )
 from core.storage.examples import ExampleStore
-from core.storage.files import TEMP_SUFFIX, ImageStore, ensure_dir
+from core.storage.files import ImageStore, ensure_dir
 from core.storage.inspections import InspectionLog
 from core.storage.models import ModelStore
 from core.storage.records import RecoveryReport
+from core.storage.recovery import count_stored_files, find_and_remove_leftovers
 from core.storage.schema import migrate
 
 DB_NAME = "workspace.sqlite"
@@ -194,9 +195,7 @@ class Workspace:
         if not head:
             # A missing or empty database beside stored files is damage, not a new workspace: creating a fresh
             # database would make every stored file look orphaned (and recovery would remove them).
-            held = sum(1 for _ in self.images_dir.glob("??/*.png")) + sum(
-                1 for p in self.models_dir.glob("*") if p.is_file()
-            )
+            held = count_stored_files(self)
             if held:
                 state = "empty" if path.exists() else "missing"
                 raise WorkspaceCorruptError(
@@ -319,33 +318,12 @@ class Workspace:
 
     # ---- recovery ----------------------------------------------------------------------------------------
     def cleanup(self) -> RecoveryReport:
-        """Remove crash leftovers: temp files, and image/model files that no committed row names.
+        """Remove crash leftovers: temp files and image/model files that no committed row names, only under
+        the names and in the folders the workspace itself writes (listed in :mod:`core.storage.recovery`).
 
-        Safe only while holding the lock and before this instance writes (which :meth:`open` guarantees):
-        a file written for a row that never committed is exactly such an orphan.
+        Safe only while holding the lock and before this instance writes (which :meth:`open` guarantees).
         """
-        temps = [p for p in self.root.rglob(f".*{TEMP_SUFFIX}") if p.is_file()]
-        images: list[Path] = []
-        for png in self.images_dir.glob("??/*.png"):
-            if not self.query(
-                "SELECT 1 FROM examples WHERE image_hash = ?1 UNION ALL "
-                "SELECT 1 FROM inspections WHERE image_hash = ?1 UNION ALL "
-                "SELECT 1 FROM model_examples WHERE image_hash = ?1 LIMIT 1",
-                (png.stem,),
-            ):
-                images.append(png)
-        known = {r[0] for r in self.query("SELECT file_name FROM model_versions")}
-        models = [p for p in self.models_dir.iterdir() if p.is_file() and p.name not in known]
-        for p in (*temps, *images, *models):
-            try:
-                p.unlink(missing_ok=True)
-            except OSError as exc:
-                raise StorageWriteError(p, exc) from exc
-        return RecoveryReport(
-            temp_files_removed=tuple(str(p.relative_to(self.root)) for p in temps),
-            orphan_images_removed=tuple(p.name for p in images),
-            orphan_models_removed=tuple(p.name for p in models),
-        )
+        return find_and_remove_leftovers(self)
 
     # ---- closing -----------------------------------------------------------------------------------------
     def close(self) -> None:

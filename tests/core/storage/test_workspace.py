@@ -139,7 +139,7 @@ def test_crash_leftovers_are_cleaned_on_open(tmp_path: Path, rng: np.random.Gene
         kept = ws.examples.add(part_image(rng), "ok")
         orphan_hash = ws.images.put(part_image(rng))  # file written, row never committed
     kept_path = root / "images" / kept.image_hash[:2] / f"{kept.image_hash}.png"
-    temp = root / "images" / "ab" / ".abc.png.123.tmp"
+    temp = root / "images" / "ab" / f".ab{'0' * 62}.png.0123456789ab.tmp"  # as files._temp_name writes
     temp.parent.mkdir(exist_ok=True)
     temp.write_bytes(b"half a file")
     stray_model = root / "models" / ("0" * 64 + ".pt")
@@ -177,3 +177,43 @@ def test_migrations_form_a_contiguous_chain_to_the_current_version() -> None:
     from core.storage.schema import MIGRATIONS
 
     assert sorted(MIGRATIONS) == list(range(1, SCHEMA_VERSION + 1))
+
+
+def test_recovery_removes_only_what_the_workspace_writes_where_it_writes_it(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """Opening a folder that holds other programs' files (``--workspace ~``) must not delete any of them."""
+    home = tmp_path / "home"
+    foreign = [
+        home / ".bashrc.tmp",
+        home / "project" / ".build.tmp",
+        home / "images" / ".notes.tmp",
+        home / "images" / "ab" / ".abc.png.123.tmp",
+        home / "images" / "ab" / "holiday.png",
+        home / "images" / "cd" / f"{'ab' * 32}.png",  # a hash name in the wrong fan-out folder
+        home / "models" / "notes.txt",
+        home / "models" / ".editor.tmp",
+        home / "tmpabcdefgh" / "thesis.pdf",  # looks like a teaching folder, holds something else
+    ]
+    for p in foreign:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"not MetaInspect's")
+    ours = [
+        home / "images" / "ef" / f".ef{'1' * 62}.png.0123456789ab.tmp",
+        home / "models" / f".{'2' * 64}.pt.0123456789ab.tmp",
+        home / "models" / ".incoming-1733000000000000000.tmp",
+        home / "models" / ".import-0123abcd.tmp",
+        home / "models" / f"{'3' * 64}.pt",  # orphan model: no row names it
+        home / "tmp_k2x9q0z" / "adapted.pt",  # a teaching folder left by SIGKILL
+        home / "tmp_k2x9q0z" / ".adapted.pt.0123456789ab.tmp",
+    ]
+    with Workspace.open(home) as ws:  # a new workspace in a folder full of other files
+        assert ws.recovery.clean
+    for p in ours:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"leftover")
+    with Workspace.open(home) as ws:
+        removed = set(ws.recovery.temp_files_removed) | set(ws.recovery.orphan_models_removed)
+    assert all(p.read_bytes() == b"not MetaInspect's" for p in foreign)
+    assert not any(p.exists() for p in ours) and not (home / "tmp_k2x9q0z").exists()
+    assert "tmp_k2x9q0z" in removed and f"{'3' * 64}.pt" in removed
