@@ -23,16 +23,27 @@ from torch import nn
 
 from core.imaging.preprocess import Preprocess
 from core.resources import resource_path
+from core.storage.checkpoint_checks import (
+    MAX_FILE_BYTES,
+    CheckpointError,
+    check_config,
+    check_payload,
+    check_weights_fit,
+)
 from core.storage.files import atomic_write_bytes
+
+__all__ = [
+    "CheckpointError",
+    "LoadedCheckpoint",
+    "load_checkpoint",
+    "read_checkpoint_payload",
+    "save_checkpoint",
+]
 
 FORMAT_NAME = "metainspect-checkpoint"
 FORMAT_VERSION = 1
 DEFAULT_NAME = "default"
 _REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-class CheckpointError(Exception):
-    """A checkpoint file is missing, corrupt, truncated, not a MetaInspect checkpoint or from a newer version."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +193,11 @@ def read_checkpoint_payload(path: Path) -> tuple[dict[str, Any], str]:
                 "or pass --checkpoint PATH"
             )
         raise CheckpointError(f"checkpoint not found: {path}")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise CheckpointError(
+            f"{path} is {size} bytes, larger than any MetaInspect checkpoint ({MAX_FILE_BYTES})"
+        )
     data = path.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
     try:
@@ -204,6 +220,7 @@ def read_checkpoint_payload(path: Path) -> tuple[dict[str, Any], str]:
     missing = [k for k in ("model", "learner", "state_dict", "class_names", "preprocess") if k not in payload]
     if missing:
         raise CheckpointError(f"{path} lacks the field(s) {missing}; the file is damaged")
+    check_payload(payload, path)
     return payload, sha
 
 
@@ -230,14 +247,19 @@ def load_checkpoint(
 
     path = resolve_checkpoint_path(path_or_default)
     payload, sha = read_checkpoint_payload(path)
-    model_cfg = dict(payload["model"])
-    learner_cfg = dict(payload["learner"])
+    model_cfg = check_config(payload["model"], "model", path)
+    learner_cfg = check_config(payload["learner"], "learner", path)
     try:
-        preprocess = Preprocess.from_dict(payload["preprocess"])
-        model = create_model(**model_cfg)
-        learner = create_learner(model=model, **learner_cfg)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise CheckpointError(f"{path}: cannot rebuild the model ({exc})") from None
+        preprocess = Preprocess.from_dict(check_config(payload["preprocess"], "preprocess", path))
+        # First on the meta device (shapes only, no memory): an absurd config is refused before allocating.
+        with torch.device("meta"):
+            check_weights_fit(
+                create_learner(model=create_model(**model_cfg), **learner_cfg), payload["state_dict"], path
+            )
+        learner = create_learner(model=create_model(**model_cfg), **learner_cfg)
+    except (ValueError, TypeError, KeyError, RuntimeError, NotImplementedError, OverflowError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: cannot rebuild the model ({first[:200]})") from None
     try:
         learner.load_state_dict(payload["state_dict"], strict=True)
     except (RuntimeError, KeyError) as exc:
