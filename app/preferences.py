@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from platformdirs import user_config_dir, user_data_dir
 
+from core.runtime import resolve_device
 from core.storage.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -48,20 +50,63 @@ def preferences_path() -> Path:
     return Path(user_config_dir(APP_NAME)) / "preferences.json"
 
 
+def _checked(data: Any, path: Path) -> Preferences:
+    """Preferences from a parsed file; raises ValueError (naming the field) for anything unusable."""
+    if not isinstance(data, dict):
+        raise ValueError(f"it holds a JSON {type(data).__name__}, not an object")
+    known = {f.name for f in fields(Preferences)}
+    unknown = sorted(str(k) for k in set(data) - known)
+    if unknown:
+        log.warning("ignoring unknown preference keys %s in %s", unknown, path)
+    values = {k: v for k, v in data.items() if k in known}
+    for name, value in values.items():
+        kind = type(getattr(Preferences(), name))
+        ok = isinstance(value, kind) and not isinstance(value, bool)
+        if kind is float:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not ok:
+            raise ValueError(f"{name} is {value!r}, not a {kind.__name__}")
+    return replace(Preferences(), **values)
+
+
+def _usable_device(prefs: Preferences) -> tuple[Preferences, str | None]:
+    """A device this PC has: ``cuda`` on a PC without CUDA (the file may come from another PC) runs on the CPU."""
+    try:
+        resolve_device(prefs.device)
+    except ValueError as exc:
+        fallback = "cpu" if prefs.device.strip().lower().startswith("cuda") else "auto"
+        return replace(prefs, device=fallback), f"{exc}; running on device {fallback!r} instead."
+    return prefs, None
+
+
 def load_preferences(path: Path | None = None) -> tuple[Preferences, str | None]:
-    """Read preferences; a missing file gives defaults, a broken one gives defaults and a message saying why."""
+    """Read preferences; a missing file gives defaults, an unusable one gives defaults and a message saying why.
+
+    An unusable file (not JSON, not an object, a value of the wrong type or out of range) is renamed to
+    ``preferences.json.bad`` beside it, so the user's text is kept for them to fix and the next start is
+    clean. A device this PC lacks falls back to the CPU for this run only (the file is left as it is).
+    """
     path = path or preferences_path()
     if not path.exists():
-        return Preferences(), None
+        return _usable_device(Preferences())
     try:
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        known = {f.name for f in fields(Preferences)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            log.warning("ignoring unknown preference keys %s in %s", unknown, path)
-        return replace(Preferences(), **{k: v for k, v in data.items() if k in known}), None
-    except (OSError, ValueError, TypeError) as exc:
-        return Preferences(), f"Preferences file {path} could not be read ({exc}); using defaults."
+        raw = path.read_bytes()
+    except OSError as exc:  # unreadable now (permissions, a network drive): left alone, not renamed
+        return _usable_device(Preferences())[
+            0
+        ], f"Preferences file {path} could not be read ({exc}); using defaults."
+    try:
+        prefs = _checked(json.loads(raw.decode("utf-8")), path)
+    except (ValueError, TypeError, RecursionError) as exc:
+        bad = path.with_name(path.name + ".bad")
+        try:
+            os.replace(path, bad)
+            kept = f"it was kept as {bad}"
+        except OSError as move_exc:
+            kept = f"it could not be renamed to {bad} ({move_exc})"
+        message = f"Preferences file {path} could not be read ({exc}); using defaults ({kept})."
+        return _usable_device(Preferences())[0], message
+    return _usable_device(prefs)
 
 
 def save_preferences(prefs: Preferences, path: Path | None = None) -> None:
