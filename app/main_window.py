@@ -15,6 +15,7 @@ from app.views.training_panel import TrainingPanel
 from app.views.verdict_panel import DECISION_COLOURS, VerdictPanel
 from core.inference import LiveClassifier
 from core.inference.pipeline import PartResult
+from core.redact import redact_source
 from core.storage import StorageError
 from core.training.progress import AdaptProgress
 
@@ -86,7 +87,7 @@ class MainWindow(QMainWindow):
         s.adapt_finished.connect(self.on_adapt_finished)
         s.error.connect(self.show_error)
         s.capture_state.connect(
-            lambda state: self.statusBar().showMessage(f"Camera {state}: {s.prefs.source}")
+            lambda state: self.statusBar().showMessage(f"Camera {state}: {redact_source(s.prefs.source)}")
         )
         self.teach.label_requested.connect(self.label)
         self.teach.undo_requested.connect(s.undo)

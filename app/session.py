@@ -22,6 +22,7 @@ from core.camera.synthetic import DEFECT_CLASSES
 from core.inference import Decision, LiveClassifier, VerdictPolicy
 from core.inference.pipeline import InspectionPipeline, PartResult
 from core.inference.teach import TaughtModel, TeachingError, restore_active, teach
+from core.redact import redact_source
 from core.runtime import resolve_device
 from core.storage import NewInspection, StorageError, Workspace
 from core.storage.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint
@@ -34,7 +35,7 @@ RECENT_PARTS = 20
 
 def user_message(exc: BaseException) -> str:
     """One line a person can act on, for errors raised by core (never a traceback)."""
-    text = str(exc) or type(exc).__name__
+    text = redact_source(str(exc)) or type(exc).__name__
     return (
         text
         if isinstance(exc, (ValueError, StorageError, CheckpointError, SourceError, OSError))
@@ -126,7 +127,8 @@ class InspectionSession(QObject):
             mode = "every" if scheme in ("file", "folder") else "latest"
             runner = CaptureRunner(self.prefs.source, mode=mode, backoff_s=0.5, backoff_max_s=5.0)
         except (SourceError, ValueError) as exc:
-            self.error.emit(f"Camera source {self.prefs.source!r} cannot be used: {user_message(exc)}")
+            shown = redact_source(self.prefs.source)
+            self.error.emit(f"Camera source {shown!r} cannot be used: {user_message(exc)}")
             self.capture_state.emit("stopped")
             return
         pipeline = InspectionPipeline(runner, PartTrigger(crop_size=128), self.classifier, self._log_results)

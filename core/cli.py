@@ -203,7 +203,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("metainspect-lab: interrupted", file=sys.stderr)
         return 130
     except _user_errors() as exc:
-        text = " ".join(str(exc).split()) or type(exc).__name__  # one line, whatever the message holds
+        from core.redact import redact_source
+
+        # One line, whatever the message holds, and no camera password in it.
+        text = redact_source(" ".join(str(exc).split())) or type(exc).__name__
         print(f"metainspect-lab {args.command}: error: {text}", file=sys.stderr)
         return EXIT_USAGE
 

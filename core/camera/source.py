@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import Any
 
 from core.camera.frame import Frame, SourceError, UnknownSourceError
+from core.redact import redact_source
 
 URL_SCHEMES = ("http", "https", "rtsp")
 """Schemes whose whole spec (``scheme://...``) is passed on verbatim as a URL."""
@@ -42,7 +43,8 @@ class FrameSource:
     """True for sources that run on their own clock (cameras, streams): reads fail rather than end."""
 
     def __init__(self, name: str) -> None:
-        self.name = name
+        # The name is shown, logged and stamped on frames: never with a camera password in it.
+        self.name = redact_source(name)
         self._opened = False
         self._next_id = 0
 

@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.redact import redact_source
 from core.storage.errors import StorageWriteError
 from core.storage.files import fsync_dir
 from core.storage.records import Example
@@ -43,6 +44,7 @@ FORMAT_VERSION = 1
 def _example_dict(e: Example) -> dict[str, Any]:
     row = {k: getattr(e, k) for k in e.__dataclass_fields__}
     row["roi"] = list(e.roi) if e.roi else None
+    row["source"] = redact_source(e.source)  # rows written before redaction may still hold a password
     return row
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.redact import redact_source
 from core.storage.archive import FORMAT, FORMAT_VERSION
 from core.storage.archive_checks import (
     LOG_MEMBER,
@@ -245,7 +246,7 @@ def _insert_rows(
             "INSERT INTO examples (image_hash, class_id, source, camera_settings, roi, created_at, created_by, "
             "split, deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                e["image_hash"], cid, e["source"], json.dumps(e["camera_settings"], sort_keys=True),
+                e["image_hash"], cid, redact_source(e["source"]), json.dumps(e["camera_settings"], sort_keys=True),
                 json.dumps(e["roi"]) if e["roi"] else None, e["created_at"], e["created_by"], e["split"],
                 e["deleted_at"],
             ),

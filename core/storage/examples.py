@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.redact import redact_source
 from core.storage.errors import RecordNotFoundError
 from core.storage.records import Example, LabelChange, Roi, Split
 
@@ -79,7 +80,16 @@ class ExampleStore:
             cur = conn.execute(
                 "INSERT INTO examples (image_hash, class_id, source, camera_settings, roi, created_at, "
                 "created_by, split) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (image_hash, cls.id, source, settings, roi_json, time.time(), who or self._ws.user, split),
+                (
+                    image_hash,
+                    cls.id,
+                    redact_source(source),
+                    settings,
+                    roi_json,
+                    time.time(),
+                    who or self._ws.user,
+                    split,
+                ),
             )
             example_id = int(cur.lastrowid or 0)
             self._ws.audit.record(
