@@ -71,6 +71,7 @@ class InspectionSession(QObject):
         self._writer = self.ws.inspections.buffered_writer(max_rows=64, max_delay_s=1.0)
         self._model_id: int | None = None
         self._log_lock = threading.Lock()
+        self._log_state = (False, False)  # (verdicts waiting for disk space, verdicts lost): last shown
 
     # ---- set-up ------------------------------------------------------------------------------------------
     def load_base_model(self) -> bool:
@@ -187,6 +188,16 @@ class InspectionSession(QObject):
                     image_hash=image_hash,
                 )
             )
+        self._report_log_problem()
+
+    def _report_log_problem(self) -> None:
+        """Show it once when verdicts start waiting in memory (disk full) and once when some are lost."""
+        state = (self._writer.error is not None, self._writer.dropped > 0)
+        if state != self._log_state:
+            self._log_state = state
+            problem = self._writer.problem()
+            if problem:
+                self.error.emit(redact_source(problem[0].upper() + problem[1:] + "."))
 
     # ---- labelling ---------------------------------------------------------------------------------------
     def label_latest(self, class_name: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sqlite3
@@ -181,10 +182,13 @@ class InspectionLog:
         return int(self._ws.query("SELECT count(*) FROM inspections")[0][0])
 
     # ---- buffered writing --------------------------------------------------------------------------------
-    def buffered_writer(self, max_rows: int = 64, max_delay_s: float = 1.0) -> BufferedInspectionWriter:
+    def buffered_writer(
+        self, max_rows: int = 64, max_delay_s: float = 1.0, max_pending: int = 200_000
+    ) -> BufferedInspectionWriter:
         """A writer that batches verdicts: flushes every ``max_rows`` rows or ``max_delay_s`` seconds,
-        and on close (closing the workspace closes it too)."""
-        writer = BufferedInspectionWriter(self, max_rows, max_delay_s)
+        and on close (closing the workspace closes it too); holds at most ``max_pending`` unwritten rows
+        while the disk is full."""
+        writer = BufferedInspectionWriter(self, max_rows, max_delay_s, max_pending)
         with self._writers_lock:
             self._writers.append(writer)
         return writer
@@ -224,16 +228,27 @@ class BufferedInspectionWriter:
     """Thread-safe batching front of :class:`InspectionLog` for the live line.
 
     Rows wait in memory for at most ``max_delay_s`` (a background thread flushes them), so a crash can lose
-    at most that much of the log; labels never go through here. A failed flush keeps the rows and raises
-    the error on the next :meth:`add`, :meth:`flush` or :meth:`close`.
+    at most that much of the log; labels never go through here.
+
+    When a flush fails (disk full, the database busy or read-only) the rows stay queued, :meth:`add` goes on
+    accepting new ones (the line must not stop) and the background thread retries every ``max_delay_s``, so
+    everything is written once space returns. The queue is bounded by ``max_pending`` rows (about 300 bytes
+    each): beyond it the oldest rows are dropped and counted in :attr:`dropped`. :attr:`error` holds the
+    failure while it lasts, for the owner to show.
     """
 
-    def __init__(self, log: InspectionLog, max_rows: int, max_delay_s: float) -> None:
-        if max_rows < 1 or max_delay_s <= 0:
-            raise ValueError(f"max_rows must be >= 1 and max_delay_s > 0, got {max_rows}, {max_delay_s}")
+    def __init__(
+        self, log: InspectionLog, max_rows: int, max_delay_s: float, max_pending: int = 200_000
+    ) -> None:
+        if max_rows < 1 or max_delay_s <= 0 or max_pending < max_rows:
+            raise ValueError(
+                f"max_rows must be >= 1, max_delay_s > 0 and max_pending >= max_rows, got {max_rows}, "
+                f"{max_delay_s}, {max_pending}"
+            )
         self._log = log
         self._max_rows = max_rows
         self._max_delay = max_delay_s
+        self._max_pending = max_pending
         self._pending: list[tuple[Any, ...]] = []  # rows already converted: validated and time-stamped
         self._in_flight = 0
         self._lock = threading.Lock()
@@ -241,6 +256,7 @@ class BufferedInspectionWriter:
         self._error: StorageError | None = None
         self._stop = threading.Event()
         self.written = 0
+        self.dropped = 0
         self._thread = threading.Thread(target=self._run, name="inspection-log-flusher", daemon=True)
         self._thread.start()
 
@@ -249,7 +265,8 @@ class BufferedInspectionWriter:
         self.add_many([record])
 
     def add_many(self, records: Iterable[NewInspection]) -> None:
-        self._raise_pending_error()
+        """Queue verdicts. Never raises for a failing disk (see the class docstring); raises for a closed
+        writer, a malformed record or an unknown model version."""
         if self._stop.is_set():
             raise StorageError("this inspection writer is closed; get a new one from ws.inspections")
         now = time.time()
@@ -259,25 +276,61 @@ class BufferedInspectionWriter:
             rows.append(row_params(r, now))
         with self._lock:
             self._pending.extend(rows)
-            full = len(self._pending) >= self._max_rows
+            excess = len(self._pending) + self._in_flight - self._max_pending
+            if excess > 0:  # oldest first: the newest verdicts matter most to the line
+                excess = min(excess, len(self._pending))
+                del self._pending[:excess]
+                self.dropped += excess
+            full = len(self._pending) >= self._max_rows and self._error is None
         if full:
-            self.flush()
+            try:
+                self.flush()
+            except StorageError as exc:
+                self._error = exc  # kept queued; the background thread retries
+
+    @property
+    def error(self) -> StorageError | None:
+        """The last flush failure while it lasts (``None`` once a flush succeeds)."""
+        return self._error
+
+    def problem(self) -> str | None:
+        """One line for the inspector while verdicts are not being written (``None`` when all is well)."""
+        error, dropped, pending = self._error, self.dropped, self.pending
+        if error is None and not dropped:
+            return None
+        parts = []
+        if error is not None:
+            parts.append(
+                f"verdicts cannot be written to the workspace now ({error}); {pending} are kept in memory and "
+                "will be written when the disk has room again"
+            )
+        if dropped:
+            parts.append(
+                f"{dropped} verdicts were lost because the disk stayed full (memory holds {self._max_pending})"
+            )
+        return "; ".join(parts) + "; inspection goes on"
 
     def flush(self) -> int:
-        """Write everything queued now; returns the number of rows written."""
+        """Write everything queued now; returns the number of rows written.
+
+        Raises
+        ------
+        StorageError
+            When the write fails; the rows stay queued.
+        """
         with self._flush_lock:
             with self._lock:
                 batch, self._pending = self._pending, []
                 self._in_flight = len(batch)
             if not batch:
-                self._raise_pending_error()
                 return 0
             try:
                 self._log.append_rows(batch)
-            except StorageError:
+            except StorageError as exc:
                 with self._lock:
                     self._pending = batch + self._pending
                     self._in_flight = 0
+                self._error = exc
                 raise
             with self._lock:
                 self._in_flight = 0
@@ -292,24 +345,17 @@ class BufferedInspectionWriter:
             return len(self._pending) + self._in_flight
 
     def close(self) -> None:
-        """Stop the background thread and flush what is left."""
+        """Stop the background thread and flush what is left (raises if that last write fails)."""
         self._stop.set()
         self._thread.join()
         self.flush()
         self._log.forget_writer(self)
 
-    def _raise_pending_error(self) -> None:
-        if self._error is not None:
-            err, self._error = self._error, None
-            raise err
-
     def _run(self) -> None:
         while not self._stop.wait(self._max_delay):
-            try:
+            # flush() keeps the rows and records the error for the owner to show; the next round retries.
+            with contextlib.suppress(StorageError):
                 self.flush()
-            except StorageError as exc:
-                # No caller to raise to on this thread: the owner gets it on its next call; rows stay queued.
-                self._error = exc
 
     def __enter__(self) -> BufferedInspectionWriter:
         return self

@@ -198,22 +198,68 @@ def test_buffered_verdicts_survive_a_full_disk_until_space_is_freed(
         ws = Workspace.open({str(root)!r})
         _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
         resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, hard))  # the disk fills up
-        writer = ws.inspections.buffered_writer(max_rows=10**6, max_delay_s=0.05)
+        writer = ws.inspections.buffered_writer(max_rows=500, max_delay_s=0.05, max_pending=5000)
         probs = tuple(np.linspace(0, 1, 50))
         writer.add_many(NewInspection("ok", "OK", probs, part_id=i) for i in range(3000))
         time.sleep(0.5)  # the background flushes fail meanwhile
-        try:
-            writer.add(NewInspection("ok", "OK", probs, part_id=-1))
-        except StorageWriteError as exc:
-            print("REPORTED", exc)
+        for i in range(3000, 3600):  # the line goes on: adding never raises while the disk is full
+            writer.add(NewInspection("ok", "OK", probs, part_id=i))
+        print("REPORTED", writer.error)
         print("PENDING", writer.pending)
         resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))  # space freed
+        deadline = time.monotonic() + 10
+        while writer.pending and time.monotonic() < deadline:  # written by the background retries
+            time.sleep(0.05)
+        print("AFTER", writer.pending, writer.error, writer.dropped)
         writer.close()
         ws.close()
         """
     )
     assert result.returncode == 0, result.stderr
     lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
-    assert "workspace.sqlite" in lines["REPORTED"]
-    assert 0 < int(lines["PENDING"]) <= 3000
-    _assert_intact(root, ids, inspections=3000)
+    assert "workspace.sqlite" in lines["REPORTED"] and isinstance(lines["REPORTED"], str)
+    assert 600 < int(lines["PENDING"]) <= 3600
+    assert lines["AFTER"] == "0 None 0"
+    _assert_intact(root, ids, inspections=3600)
+
+
+def test_a_long_full_disk_drops_the_oldest_verdicts_beyond_the_bound_and_counts_them(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    root = tmp_path / "ws"
+    ids = _seed_workspace(root, rng)
+    limit = max(p.stat().st_size for p in root.rglob("*") if p.is_file()) + 48 * 1024
+    result = _run(
+        f"""
+        import resource, signal
+        import numpy as np
+        from core.storage import NewInspection, Workspace
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        ws = Workspace.open({str(root)!r})
+        _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, hard))
+        writer = ws.inspections.buffered_writer(max_rows=100, max_delay_s=60, max_pending=1000)
+        probs = tuple(np.linspace(0, 1, 50))
+        for i in range(1500):
+            writer.add(NewInspection("ok", "OK", probs, part_id=i))
+        print("STATE", writer.pending, writer.written + writer.dropped, writer.error is not None)
+        print("PROBLEM", writer.problem())
+        written_before = writer.written
+        resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+        writer.close()
+        parts = {{r.part_id for r in ws.inspections.recent(2000)}}
+        print("PARTS", parts == set(range(written_before)) | set(range(500, 1500)), written_before)
+        print("HEALTHY", writer.problem())
+        ws.close()
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+    assert lines["STATE"] == "1000 500 True"  # 1000 kept; the rest written before the disk filled, or dropped
+    assert "cannot be written" in lines["PROBLEM"] and "1000 are kept in memory" in lines["PROBLEM"]
+    assert "verdicts were lost" in lines["PROBLEM"] and "inspection goes on" in lines["PROBLEM"]
+    # Space is back: nothing waits any more, but the loss stays counted and shown.
+    assert "verdicts were lost" in lines["HEALTHY"] and "cannot be written" not in lines["HEALTHY"]
+    ok, written_before = lines["PARTS"].split()
+    assert ok == "True"  # the oldest unwritten verdicts went first; the newest 1000 were kept and written
+    _assert_intact(root, ids, inspections=1000 + int(written_before))
