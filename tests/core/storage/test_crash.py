@@ -82,3 +82,35 @@ def test_sigkilled_writer_never_loses_a_confirmed_label(tmp_path: Path) -> None:
             }
             assert not unreferenced, "orphan image files survived the recovery on open"
     assert len(confirmed) >= KILLS, f"only {len(confirmed)} labels confirmed: kills came too early"
+
+
+def test_a_sigkill_while_teaching_saves_leaves_nothing_the_next_open_keeps(tmp_path: Path) -> None:
+    """Teaching writes the adapted model into ``tempfile.TemporaryDirectory(dir=ws.root)`` before registering
+    it; a kill at that moment left the folder behind for good. Reproduced with the same calls, then killed."""
+    root = tmp_path / "ws"
+    Workspace.open(root).close()
+    code = f"""
+import os, signal, tempfile
+from pathlib import Path
+from core.imaging import Preprocess
+from core.meta import create_learner
+from core.models import create_model
+from core.storage import Workspace
+from core.storage.checkpoint import save_checkpoint
+ws = Workspace.open({str(root)!r})
+tmp = tempfile.TemporaryDirectory(dir=ws.root)
+learner = create_learner("protonet", create_model("conv4", in_channels=1, n_way=2, image_size=28, width=8), n_way=2)
+save_checkpoint(Path(tmp.name) / "adapted.pt", learner, preprocess=Preprocess(28, 1), class_names=["a", "b"],
+                provenance={{}})
+print(tmp.name, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    left = Path(proc.stdout.strip())
+    assert left.parent == root and (left / "adapted.pt").is_file()
+    with Workspace.open(root) as ws:
+        assert ws.recovery.temp_files_removed == (left.name,)
+    assert not left.exists()
