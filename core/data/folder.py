@@ -134,7 +134,10 @@ def decode_image(data: bytes) -> np.ndarray | None:
     """Encoded image bytes -> OpenCV array (grey, BGR or BGRA; 8 or 16 bit), or ``None`` when unreadable."""
     if not data:
         return None
-    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:  # a header OpenCV refuses (e.g. more pixels than its limit): unreadable like any other
+        return None
     if img is None or img.size == 0:
         return None
     return img

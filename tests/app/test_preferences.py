@@ -44,3 +44,22 @@ def test_cuda_preference_on_a_pc_without_cuda_runs_on_the_cpu(tmp_path: Path) ->
     assert loaded == Preferences(device="cpu", min_confidence=0.7)
     assert message is not None and "no CUDA device" in message and "'cpu'" in message
     assert json.loads(path.read_text(encoding="utf-8"))["device"] == "cuda"  # the file is left for the GPU PC
+
+
+def test_random_preference_files_never_stop_the_app(tmp_path: Path) -> None:
+    """Seeded random JSON of every shape, and random bytes: defaults or the file's values, never an error."""
+    import random
+
+    chooser = random.Random(99)
+    scalars = [None, True, 0, -1, 7, 0.5, 1e309, "", "cuda", "x" * 300, [], {}]
+    path = tmp_path / "preferences.json"
+    for i in range(200):
+        if i % 4 == 0:
+            path.write_bytes(chooser.randbytes(chooser.randint(0, 40)))
+        else:
+            keys = ["source", "device", "checkpoint", "workspace", "min_confidence", "adapt_steps", "other"]
+            data = {k: chooser.choice(scalars) for k in chooser.sample(keys, chooser.randint(0, len(keys)))}
+            path.write_text(json.dumps(data if i % 3 else list(data.items())), encoding="utf-8")
+        prefs, _ = load_preferences(path)
+        assert isinstance(prefs, Preferences) and prefs.device in ("auto", "cpu", "cuda")
+        path.with_name("preferences.json.bad").unlink(missing_ok=True)
