@@ -1,0 +1,201 @@
+"""Whole-shift soak: the headless station on the synthetic line, with periodic adaptations, measured.
+
+Runs what the app runs (capture runner, part trigger, live classifier, buffered verdict log, teaching on a
+worker thread) without Qt, for a given time, and samples the process: resident memory, threads, open file
+handles, frames dropped, and each verdict's latency (frame captured -> verdict logged). A leak shows as
+growth after warm-up; the tests run it for seconds, ``python -m core.lab.soak --minutes 60`` for an hour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.camera import CaptureRunner, PartTrigger
+from core.camera.synthetic import DEFECT_CLASSES
+from core.inference.pipeline import InspectionPipeline, PartResult
+from core.inference.teach import teach
+from core.inference.verdict import VerdictPolicy
+from core.storage import NewInspection, Workspace
+from core.storage.checkpoint import load_checkpoint
+
+
+@dataclass(frozen=True)
+class SoakSample:
+    """One look at the process, ``t_s`` seconds after the start."""
+
+    t_s: float
+    rss_mb: float | None
+    threads: int
+    open_files: int | None
+    frames: int
+    frames_dropped: int
+    verdicts: int
+    adaptations: int
+
+
+@dataclass(frozen=True)
+class SoakReport:
+    """Samples over time plus verdict latencies; the ``*_growth`` methods compare the end with warm-up."""
+
+    samples: tuple[SoakSample, ...]
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    errors: tuple[str, ...]
+
+    def _after(self, warmup_s: float) -> list[SoakSample]:
+        kept = [s for s in self.samples if s.t_s >= warmup_s]
+        return kept if len(kept) >= 2 else list(self.samples[-2:])
+
+    def rss_growth_mb(self, warmup_s: float) -> float | None:
+        kept = [s.rss_mb for s in self._after(warmup_s) if s.rss_mb is not None]
+        return kept[-1] - min(kept) if kept else None
+
+    def thread_growth(self, warmup_s: float) -> int:
+        kept = self._after(warmup_s)
+        return kept[-1].threads - kept[0].threads
+
+    def file_growth(self, warmup_s: float) -> int | None:
+        kept = [s.open_files for s in self._after(warmup_s) if s.open_files is not None]
+        return kept[-1] - kept[0] if kept else None
+
+
+def _rss_mb() -> float | None:
+    try:  # Linux: current resident set (ru_maxrss would be the peak, which never falls)
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _open_files() -> int | None:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return None
+
+
+def run_soak(
+    workspace: Path,
+    duration_s: float,
+    *,
+    source: str = "synthetic:seed=3,defect_rate=0.5",
+    checkpoint: str = "default",
+    adapt_every_s: float = 60.0,
+    sample_every_s: float = 5.0,
+    shots: int = 2,
+) -> SoakReport:
+    """Run the station for ``duration_s`` seconds in ``workspace`` (a new folder) and measure it."""
+    base = load_checkpoint(checkpoint)
+    samples: list[SoakSample] = []
+    latencies: list[float] = []
+    errors: list[str] = []
+    adaptations = 0
+    with Workspace.open(workspace) as ws:
+        for name in DEFECT_CLASSES:
+            ws.classes.find(name) or ws.classes.add(name, is_defect=name != "ok")
+        policy = VerdictPolicy(0.6, 0.15, frozenset(n for n in DEFECT_CLASSES if n != "ok"))
+        writer = ws.inspections.buffered_writer(max_rows=64, max_delay_s=1.0)
+        lock = threading.Lock()
+
+        def log(results: Sequence[PartResult]) -> None:
+            rows = [r for r in results if r.verdict is not None]
+            writer.add_many(
+                NewInspection(r.verdict.class_name, r.verdict.decision.value, r.verdict.probabilities,
+                              part_id=r.crop.part_id, frame_id=r.crop.frame_id)
+                for r in rows if r.verdict is not None
+            )  # fmt: skip
+            now = time.monotonic()
+            with lock:
+                latencies.extend(now - r.crop.timestamp for r in rows)
+
+        runner = CaptureRunner(source, mode="latest", backoff_s=0.5, backoff_max_s=5.0)
+        pipeline = InspectionPipeline(runner, PartTrigger(crop_size=128), None, log)
+        adapting: threading.Thread | None = None
+
+        def adapt() -> None:
+            nonlocal adaptations
+            try:
+                gen = teach(ws, base, policy=policy)
+                while True:
+                    next(gen)
+            except StopIteration as stop:
+                if stop.value is not None:
+                    pipeline.set_classifier(stop.value.classifier)
+                    adaptations += 1
+            except Exception as exc:  # a soak records every failure and goes on, like the app
+                errors.append(f"adaptation: {type(exc).__name__}: {exc}")
+
+        start = last_adapt = last_sample = time.monotonic()
+        stop_event = threading.Event()
+        for result in pipeline.run(stop_event):
+            now = time.monotonic()
+            truth = result.crop.truth
+            counts = ws.examples.counts()
+            if truth is not None and counts.get(truth.defect_class, 0) < shots:
+                ws.examples.add(result.crop.image, truth.defect_class, source=source)
+            ready = len([n for n in DEFECT_CLASSES if counts.get(n, 0) >= 1]) >= 2
+            idle = adapting is None or not adapting.is_alive()
+            if ready and idle and (adaptations == 0 or now - last_adapt >= adapt_every_s):
+                last_adapt = now
+                adapting = threading.Thread(target=adapt, name="soak-adapt", daemon=True)
+                adapting.start()
+            if now - last_sample >= sample_every_s or now - start >= duration_s:
+                last_sample = now
+                stats = runner.stats
+                samples.append(
+                    SoakSample(round(now - start, 2), _rss_mb(), threading.active_count(), _open_files(),
+                               stats.frames_captured, stats.drops, writer.written, adaptations)
+                )  # fmt: skip
+            if now - start >= duration_s:
+                stop_event.set()
+        if adapting is not None:
+            adapting.join(120)
+        writer.close()
+        if writer.problem():
+            errors.append(str(writer.problem()))
+    ms = np.asarray(latencies) * 1000.0
+    return SoakReport(
+        tuple(samples),
+        float(np.percentile(ms, 50)) if ms.size else None,
+        float(np.percentile(ms, 99)) if ms.size else None,
+        tuple(errors),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--minutes", type=float, default=60.0)
+    p.add_argument("--adapt-every", type=float, default=300.0, help="seconds between adaptations")
+    p.add_argument("--sample-every", type=float, default=30.0)
+    p.add_argument("--warmup", type=float, default=300.0, help="seconds before growth is measured")
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        report = run_soak(
+            Path(tmp) / "ws",
+            args.minutes * 60,
+            adapt_every_s=args.adapt_every,
+            sample_every_s=args.sample_every,
+        )
+    for s in report.samples:
+        print(json.dumps(asdict(s)))
+    print(
+        f"rss growth after warm-up {report.rss_growth_mb(args.warmup)} MB, threads "
+        f"{report.thread_growth(args.warmup):+d}, files {report.file_growth(args.warmup)}, verdict latency "
+        f"p50 {report.latency_p50_ms} ms p99 {report.latency_p99_ms} ms, errors {list(report.errors)}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
