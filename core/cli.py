@@ -153,9 +153,29 @@ def add_workspace(sub: argparse._SubParsersAction) -> None:
     imp.set_defaults(func=handler("cmd_workspace_import"))
 
 
+def add_build_model(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "build-model",
+        help="build a model from a recipe file (the shipped one: resources/recipes/default.json)",
+    )
+    p.add_argument("recipe", help="JSON recipe: model, learner, preprocess")
+    p.add_argument("--out", required=True, help="checkpoint to write")
+
+    def run(args: argparse.Namespace) -> int:
+        import json
+
+        from core.training.shipped import build_shipped_model
+
+        print(json.dumps(build_shipped_model(args.recipe, args.out)))
+        return 0
+
+    p.set_defaults(func=run)
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_meta_train,
     add_pretrain,
+    add_build_model,
     add_evaluate,
     add_adapt,
     add_list,

@@ -11,6 +11,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
 
 
 def augment(
@@ -95,3 +96,31 @@ def standardise(batch: np.ndarray, eps: float = 1e-3) -> np.ndarray:
     mean = arr.mean(axis=axes, keepdims=True)
     std = arr.std(axis=axes, keepdims=True)
     return (arr - mean) / (std + eps)
+
+
+#: Label-preserving views of prepared image batches ``(B, C, H, W)`` (the dihedral group of the square).
+TENSOR_VIEWS = ("identity", "hflip", "vflip", "rot180", "transpose", "rot90", "rot270", "antitranspose")
+
+
+def tensor_views(x: torch.Tensor, views: Sequence[str]) -> list[torch.Tensor]:
+    """The batch ``x`` ``(B, C, H, W)`` under each named view (turns and transposes swap H and W).
+
+    Raises
+    ------
+    ValueError
+        For a name not in :data:`TENSOR_VIEWS`.
+    """
+    ops = {
+        "identity": lambda t: t,
+        "hflip": lambda t: t.flip(3),
+        "vflip": lambda t: t.flip(2),
+        "rot180": lambda t: t.flip(2).flip(3),
+        "transpose": lambda t: t.transpose(2, 3),
+        "rot90": lambda t: t.transpose(2, 3).flip(2),
+        "rot270": lambda t: t.transpose(2, 3).flip(3),
+        "antitranspose": lambda t: t.flip(2).flip(3).transpose(2, 3),
+    }
+    unknown = [v for v in views if v not in ops]
+    if unknown:
+        raise ValueError(f"unknown view(s) {unknown}; known: {', '.join(TENSOR_VIEWS)}")
+    return [ops[v](x).contiguous() for v in views]

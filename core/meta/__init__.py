@@ -9,7 +9,7 @@
 
 # Explicit imports register every learner family: a frozen bundle sees exactly these modules, so the
 # installed app knows the same learners as the source tree.
-from core.meta import incontext, maml, protonet  # noqa: F401
+from core.meta import finetune, incontext, maml, protonet  # noqa: F401
 from core.meta.base import AdaptedClassifier, MetaLearner, Task
 from core.meta.registry import create_learner, list_learners, register_learner
 

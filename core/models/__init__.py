@@ -6,7 +6,7 @@
 
 # Explicit imports register every built-in model: a frozen bundle (PyInstaller) sees exactly these modules,
 # so it knows the same names as the source tree (a module found by scanning the folder at run time is not).
-from core.models import conv4, resnet12, surface, texture  # noqa: F401
+from core.models import conv4, efficientnet_lite, fused, resnet12, surface, texture  # noqa: F401
 from core.models.base import NORMS, FewShotModel
 from core.models.registry import create_model, list_models, register_model
 

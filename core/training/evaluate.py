@@ -4,6 +4,10 @@ The protocol of the MAML and ProtoNet papers: every episode adapts the learner t
 scores its query images; the result is the mean episode accuracy and the half-width ``1.96 * std / sqrt(n)``.
 Classes with fewer than K + Q images still take part (K support images, the rest as queries); classes with
 fewer than K + 1 images are skipped, and the sampler logs how many.
+
+Learners on a frozen embedding (``embed_views`` + ``adapt_embedded``, e.g. ``finetune``) are evaluated on
+embeddings: every image is embedded once (under the learner's support views) and every episode fits the head
+with the same code as ``adapt``; the sampler draws the same episodes either way.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Generator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
+import torch
 from torch import nn
 
 from core.config import EvalConfig
@@ -51,8 +57,19 @@ def iter_evaluate(
     EvalResult
         Also attached to the last progress record as ``result``.
     """
+    embedded = callable(getattr(learner, "embed_views", None)) and callable(
+        getattr(learner, "adapt_embedded", None)
+    )
+    if embedded:
+        dataset = embedded_dataset(learner, dataset, class_ids)
     sampler = EpisodeSampler(
-        dataset, config.ways, config.shots, config.queries, config.seed, class_ids, partial_queries=True
+        dataset,  # type: ignore[arg-type]  (an EmbeddedDataset reads the same way)
+        config.ways,
+        config.shots,
+        config.queries,
+        config.seed,
+        class_ids,
+        partial_queries=True,
     )
     accs: list[float] = []
     t0 = time.perf_counter()
@@ -62,8 +79,14 @@ def iter_evaluate(
             cancelled = True
             break
         task = sampler.sample()
-        adapted = learner.adapt(task.support_x, task.support_y, steps=config.steps)
-        pred = adapted.predict(task.query_x).cpu()
+        if embedded:
+            # images were replaced by their embeddings (V, D, 1): fit the head as adapt() does
+            support = task.support_x[..., 0].transpose(0, 1)  # (V, B, D)
+            head = learner.adapt_embedded(support, task.support_y, steps=config.steps)  # type: ignore[operator]
+            pred = head.logits(task.query_x[:, 0, :, 0]).argmax(1).cpu()
+        else:
+            adapted = learner.adapt(task.support_x, task.support_y, steps=config.steps)
+            pred = adapted.predict(task.query_x).cpu()
         accs.append(float((pred == task.query_y).float().mean()))
         mean, ci = _mean_ci(accs)
         if episode < config.episodes:
@@ -87,6 +110,39 @@ def iter_evaluate(
     )
     yield EvalProgress(len(accs), config.episodes, mean, ci, result.elapsed, result=result)
     return result
+
+
+@dataclass(frozen=True)
+class EmbeddedDataset:
+    """A data set's images replaced by their view embeddings ``(n, V, D, 1)`` per class (what the sampler reads)."""
+
+    class_names: list[str]
+    images: list[torch.Tensor]
+
+    def __len__(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def counts(self) -> list[int]:
+        return [int(x.shape[0]) for x in self.images]
+
+
+def embedded_dataset(
+    learner: nn.Module, dataset: ImageFolderDataset, class_ids: Sequence[int] | None = None
+) -> EmbeddedDataset:
+    """Embed every image of the classes in ``class_ids`` (default all) once, under the learner's views.
+
+    Classes left out keep their place (so class ids stay valid) with their counts but no embeddings computed:
+    the sampler never draws them.
+    """
+    wanted = set(range(len(dataset))) if class_ids is None else {int(i) for i in class_ids}
+    rows: list[torch.Tensor] = []
+    for i, images in enumerate(dataset.images):
+        if i in wanted:
+            rows.append(learner.embed_views(images).permute(1, 0, 2).unsqueeze(-1).cpu())  # type: ignore[operator]
+        else:
+            rows.append(torch.empty(images.shape[0], 0))
+    return EmbeddedDataset(list(dataset.class_names), rows)
 
 
 def evaluate(

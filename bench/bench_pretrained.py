@@ -1,0 +1,157 @@
+"""Leave-one-data-set-out table for the pretrained pipeline, every contender on the very same episodes.
+
+For every real set under ``--datasets`` (and the synthetic line's unseen product variants), N-way K-shot
+episodes from :class:`core.data.EpisodeSampler` (the sampler ``metainspect-lab evaluate`` uses, same seed) are
+handed to:
+
+- raw-pixel NCM and texture-histogram NCM (``core.lab.baselines``, on the old model's 64 px preprocessing);
+- the old shipped model (``--old``: the surface_fused ProtoNet checkpoint shipped until 2026-12-01);
+- frozen pretrained NCM, the floor: EfficientNet-Lite0 head features, global average pooled, Euclidean NCM;
+- the new default checkpoint, prototype-only (``inner_steps=0``) and fine-tuned (its own defaults): the
+  learner's ``embed_views`` + ``fit_head``, exactly what ``adapt`` runs.
+
+Each image is represented once per contender and episodes draw indices, so 600 episodes cost seconds.
+
+    nice -n 5 .venv/bin/python bench/bench_pretrained.py --episodes 600 > /tmp/pretrained.md
+
+Prints a markdown table (mean ± 95% half-width, ``1.96 * sd / sqrt(n)``), and JSON rows with ``--jsonl FILE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.camera.synthetic import DEFECT_CLASSES, render_part
+from core.data import EpisodeSampler, ImageFolderDataset
+from core.lab.baselines import nearest_class_mean, summarise
+from core.lab.texture_features import TextureFeatureConfig, hellinger, texture_features_batch
+from core.meta import create_learner
+from core.models import create_model
+from core.storage.checkpoint import load_checkpoint
+from core.training.evaluate import EmbeddedDataset
+
+Classify = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+"""(support indices, support labels 0..N-1, query indices) -> predicted labels."""
+REAL_SETS = ("x_sdd", "magnetic_tile", "kolektorsdd", "elpv", "aitex_fabric_textures")
+OLD_MODEL = Path(__file__).resolve().parent / "models" / "surface_fused-2026-11-27.pt"
+
+
+def synthetic_examples(variant: str, per_class: int, seed: int) -> list[tuple[np.ndarray, str]]:
+    """Part crops of one product variant (128 px, as the synthetic line cuts them), ``per_class`` per class."""
+    rng = np.random.default_rng(seed)
+    return [(render_part(rng, c, variant=variant, size=128)[0], c) for c in DEFECT_CLASSES for _ in range(per_class)]
+
+
+def load_set(spec: str, datasets: Path, preprocess: object, per_class: int) -> ImageFolderDataset:
+    if spec.startswith("synthetic:"):
+        return ImageFolderDataset.from_arrays(synthetic_examples(spec.split(":", 1)[1], per_class, 123), preprocess)
+    return ImageFolderDataset.from_path(datasets / f"{spec}.zip", preprocess)
+
+
+def ncm_on(features: torch.Tensor) -> Classify:
+    def classify(si: np.ndarray, sy: np.ndarray, qi: np.ndarray) -> np.ndarray:
+        logits = nearest_class_mean(features[si], torch.from_numpy(sy), features[qi])
+        return logits.argmax(1).numpy()
+
+    return classify
+
+
+def head_on(learner: torch.nn.Module, views: torch.Tensor, steps: int | None) -> Classify:
+    def classify(si: np.ndarray, sy: np.ndarray, qi: np.ndarray) -> np.ndarray:
+        head = learner.adapt_embedded(views[:, si], torch.from_numpy(sy), steps=steps)
+        return head.logits(views[0, qi]).argmax(1).numpy()
+
+    return classify
+
+
+def embed(model: torch.nn.Module, images: torch.Tensor, chunk: int = 64) -> torch.Tensor:
+    with torch.inference_mode():
+        return torch.cat([model.features(c) for c in images.split(chunk)])
+
+
+def contenders(spec: str, args: argparse.Namespace) -> tuple[dict[str, Classify], list[int], float]:
+    t0 = time.perf_counter()
+    new = load_checkpoint(args.checkpoint)
+    data = load_set(spec, args.datasets, new.preprocess, args.per_class)
+    x_new = torch.cat(data.images)
+    views = new.learner.embed_views(x_new).cpu()  # (V, n, D)
+    floor_model = create_model("efficientnet_lite0", in_channels=3, stages=[8], pooling=["mean"]).eval()
+    out: dict[str, Classify] = {}
+    old = load_checkpoint(args.old) if args.old.is_file() else None
+    if old is not None:
+        old_data = load_set(spec, args.datasets, old.preprocess, args.per_class)
+        if old_data.counts != data.counts:
+            raise SystemExit(f"{spec}: image counts differ between preprocessings ({old_data.counts} vs {data.counts})")
+        x_old = torch.cat(old_data.images)
+        out["raw-pixel NCM"] = ncm_on(x_old.flatten(1).double())
+        cfg = TextureFeatureConfig(size=old.preprocess.image_size)
+        from core.lab.baselines import tensors_to_images
+
+        tex = hellinger(texture_features_batch(tensors_to_images(x_old, old.preprocess), cfg))
+        out["texture NCM"] = ncm_on(torch.from_numpy(tex).double())
+        out["old shipped"] = ncm_on(embed(old.learner.model.eval(), x_old).double())
+    out["frozen pretrained NCM"] = ncm_on(embed(floor_model, x_new).double())
+    learner = new.learner.eval()
+    proto = create_learner("finetune", learner.model, **{**learner.hyper(), "inner_steps": 0}).eval()
+    out["new, prototypes"] = head_on(proto, views, 0)
+    out["new, fine-tuned"] = head_on(learner, views, None)
+    return out, data.counts, time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "datasets")
+    ap.add_argument("--sets", default=",".join([*REAL_SETS, "synthetic:copper_disc", "synthetic:cast_hex"]))
+    ap.add_argument("--checkpoint", default="default")
+    ap.add_argument("--old", type=Path, default=OLD_MODEL)
+    ap.add_argument("--episodes", type=int, default=600)
+    ap.add_argument("--queries", type=int, default=15)
+    ap.add_argument("--shots", default="1,5")
+    ap.add_argument("--per-class", type=int, default=60, help="synthetic crops per class")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--jsonl", type=Path, default=None)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    names = ["raw-pixel NCM", "texture NCM", "old shipped", "frozen pretrained NCM", "new, prototypes", "new, fine-tuned"]
+    print(f"| set | task | {' | '.join(names)} |")
+    print("|---|---|" + "---|" * len(names))
+    for spec in args.sets.split(","):
+        classify, counts, setup = contenders(spec, args)
+        index = EmbeddedDataset(
+            [str(i) for i in range(len(counts))],
+            [torch.arange(sum(counts[:i]), sum(counts[: i + 1])).view(-1, 1, 1, 1) for i in range(len(counts))],
+        )
+        for ways in sorted({min(5, len(counts)), len(counts)}):
+            for shots in (int(s) for s in args.shots.split(",")):
+                sampler = EpisodeSampler(index, ways, shots, args.queries, args.seed, partial_queries=True)  # type: ignore[arg-type]
+                accs: dict[str, list[float]] = {k: [] for k in classify}
+                for _ in range(args.episodes):
+                    task = sampler.sample()
+                    si, qi = task.support_x.flatten().numpy(), task.query_x.flatten().numpy()
+                    sy, qy = task.support_y.numpy(), task.query_y.numpy()
+                    for key, fn in classify.items():
+                        accs[key].append(float((fn(si, sy, qi) == qy).mean()))
+                res = {k: summarise(v) for k, v in accs.items()}
+                cells = " | ".join(str(res[k]) if k in res else "n/a" for k in names)
+                print(f"| {spec} | {ways}-way {shots}-shot | {cells} |", flush=True)
+                if args.jsonl:
+                    with args.jsonl.open("a") as fh:
+                        row = {"set": spec, "ways": ways, "shots": shots, **{k: r.to_dict() for k, r in res.items()}}
+                        fh.write(json.dumps(row) + "\n")
+        print(f"<!-- {spec}: {sum(counts)} images in {len(counts)} classes, representations {setup:.0f} s -->", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""The fine-tuned cosine head: prototype start, real steps with early stopping, same numbers on embeddings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from core.camera.synthetic import DEFECT_CLASSES, render_part
+from core.config import EvalConfig
+from core.data import ImageFolderDataset
+from core.imaging.preprocess import Preprocess
+from core.meta import create_learner
+from core.meta.finetune import fit_head
+from core.models import create_model
+from core.models.efficientnet_lite import LITE_MEAN, LITE_STD
+from core.training.evaluate import evaluate
+
+
+def _blobs(
+    n_classes: int = 3, per_class: int = 6, dim: int = 16, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(n_classes, dim, generator=g) * 2
+    x = torch.cat([c + torch.randn(per_class, dim, generator=g) for c in centres])
+    return x, torch.arange(n_classes).repeat_interleave(per_class)
+
+
+def test_zero_steps_is_the_cosine_nearest_class_mean() -> None:
+    x, y = _blobs()
+    head = fit_head(x[None], y, 3, steps=0)
+    protos = torch.stack([x[y == k].mean(0) for k in range(3)])
+    expected = (F.normalize(x, dim=1) @ F.normalize(protos, dim=1).t()).argmax(1)
+    assert torch.equal(head.logits(x).argmax(1), expected)
+
+
+def test_steps_lower_the_support_loss_and_are_reported_one_by_one() -> None:
+    x, y = _blobs(seed=1)
+    seen: list[tuple[int, float]] = []
+    head = fit_head(
+        x[None], y, 3, steps=30, patience=100, on_step=lambda s, loss: seen.append((s, loss)) and False
+    )
+    assert [s for s, _ in seen] == list(range(1, 31))
+    assert seen[-1][1] < seen[0][1]
+    start = F.cross_entropy(fit_head(x[None], y, 3, steps=0).logits(x), y)
+    assert F.cross_entropy(head.logits(x), y) < start
+
+
+def test_a_callback_returning_true_stops_and_a_flat_loss_stops_early() -> None:
+    x, y = _blobs(seed=2)
+    seen: list[int] = []
+    fit_head(x[None], y, 3, steps=50, on_step=lambda s, _loss: seen.append(s) or s == 3)
+    assert seen == [1, 2, 3]
+    flat: list[int] = []
+    fit_head(x[None], y, 3, steps=500, lr=1e-9, patience=5, on_step=lambda s, _loss: flat.append(s) and False)
+    assert len(flat) < 500
+
+
+def test_every_view_counts_in_the_fit() -> None:
+    x, y = _blobs(seed=3)
+    one = fit_head(x[None], y, 3, steps=0)
+    two = fit_head(torch.stack([x, -x]), y, 3, steps=0)  # prototypes average the views
+    assert not torch.allclose(one.weight, two.weight)
+
+
+@pytest.fixture(scope="module")
+def synthetic_parts() -> ImageFolderDataset:
+    rng = np.random.default_rng(5)
+    pre = Preprocess(image_size=64, channels=3, mean=LITE_MEAN, std=LITE_STD)
+    examples = [
+        (render_part(rng, c, variant="copper_disc", size=64)[0], c)
+        for c in DEFECT_CLASSES[:3]
+        for _ in range(5)
+    ]
+    return ImageFolderDataset.from_arrays(examples, pre)
+
+
+class _PerEpisode(torch.nn.Module):
+    """The same learner seen without its embedding shortcut: evaluation must adapt on images per episode."""
+
+    def __init__(self, learner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = learner
+
+    def adapt(self, *args: object, **kwargs: object) -> object:
+        return self.inner.adapt(*args, **kwargs)
+
+
+def test_evaluation_on_embeddings_gives_the_numbers_of_adapting_on_images(
+    synthetic_parts: ImageFolderDataset,
+) -> None:
+    model = create_model("efficientnet_lite0", in_channels=3, n_way=3, stages=[6, 8], pooling=["max"])
+    learner = create_learner("finetune", model, n_way=3, inner_steps=5, views=["identity", "vflip"]).eval()
+    cfg = EvalConfig(ways=3, shots=2, queries=3, episodes=4, seed=7)
+    fast = evaluate(learner, synthetic_parts, cfg)
+    slow = evaluate(_PerEpisode(learner), synthetic_parts, cfg)
+    assert fast.episodes == slow.episodes == 4
+    assert fast.accuracy == pytest.approx(slow.accuracy, abs=1e-6)
+
+
+def test_adapt_gives_probabilities_for_any_number_of_classes(synthetic_parts: ImageFolderDataset) -> None:
+    model = create_model("efficientnet_lite0", in_channels=3, n_way=5, stages=[8], pooling=["max"])
+    learner = create_learner("finetune", model, n_way=5, inner_steps=3)
+    x = torch.cat(synthetic_parts.images)
+    y = torch.arange(3).repeat_interleave(5)
+    probs = learner.adapt(x, y).predict_proba(x)
+    assert probs.shape == (15, 3)
+    torch.testing.assert_close(probs.sum(1), torch.ones(15))
+
+
+def test_unknown_views_and_bad_options_are_clear_errors() -> None:
+    model = create_model("efficientnet_lite0", in_channels=3, stages=[8], pooling=["max"])
+    with pytest.raises(ValueError, match="views"):
+        create_learner("finetune", model, views=["sideways"])
+    with pytest.raises(ValueError, match="inner_steps"):
+        create_learner("finetune", model, inner_steps=-1)

