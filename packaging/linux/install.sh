@@ -76,5 +76,16 @@ ln -sfn "$appdir/metainspect-lab" "$bindir/metainspect-lab"
 sed "s|@APPDIR@|$appdir|g" "$here/metainspect.desktop" > "$desktop"
 cp "$here/metainspect.svg" "$icon"
 refresh_menus
+# Qt's X11 plugin needs a few system xcb libraries (since Qt 6.5 also libxcb-cursor0) that PyInstaller leaves to the system.
+xcb="$appdir/_internal/PySide6/Qt/plugins/platforms/libqxcb.so"
+if [ -f "$xcb" ] && command -v ldd >/dev/null; then
+    missing=$( (ldd "$xcb"; ldd "$appdir"/_internal/PySide6/Qt/lib/libQt6XcbQpa.so.6) 2>/dev/null \
+        | awk '/not found/ {print $1}' | sort -u | tr '\n' ' ')
+    if [ -n "$missing" ]; then
+        echo "WARNING: the window cannot open on X11 until these system libraries are installed: $missing"
+        echo "    Debian/Ubuntu: apt-get install libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 \\"
+        echo "        libxcb-render-util0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-shape0 libxcb-randr0"
+    fi
+fi
 echo "Start it from the applications menu or with $bindir/metainspect; check it with: $bindir/metainspect --self-test"
 case ":$PATH:" in *":$bindir:"*) ;; *) echo "note: $bindir is not on PATH" ;; esac
