@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 
-from PySide6.QtCore import QCoreApplication, QTimer
+from PySide6.QtCore import QCoreApplication, QThreadPool, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.main_window import MainWindow
@@ -78,6 +78,16 @@ def exit_after_first_frame(app: QApplication, window: MainWindow) -> None:
     timer.start(5)
 
 
+def finish_workers(timeout_ms: int = 10_000) -> None:
+    """Let the worker pool's threads end before Python shuts down.
+
+    A cancelled worker returns from its generator, then still emits its finished signals on the pool thread; a
+    pool thread alive when the interpreter tears Qt down aborts the process ("terminate called without an
+    active exception"), seen once in a frozen self-test run.
+    """
+    QThreadPool.globalInstance().waitForDone(timeout_ms)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
@@ -92,7 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.self_test:
         from app.selftest import run_self_test
 
-        return run_self_test()
+        code = run_self_test()
+        finish_workers()
+        return code
     prefs, problem = load_preferences()
     try:
         prefs = effective_preferences(args, prefs)
@@ -110,7 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     window.show()
     if args.exit_after_first_frame:
         exit_after_first_frame(app, window)
-    return app.exec()
+    code = app.exec()
+    finish_workers()
+    return code
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from core.selftest import (
 WINDOW_SOURCE = "synthetic:seed=3,defect_rate=0.5,speed=2"
 FIRST_FRAME_TIMEOUT_S = 30.0
 FIRST_VERDICT_TIMEOUT_S = 60.0
+CAPTURE_STOP_TIMEOUT_S = 30.0
 
 
 def _wait_until(app: QApplication, done: Callable[[], bool], timeout_s: float) -> float | None:
@@ -76,6 +77,9 @@ def check_window(state: SelfTestState) -> str:
             raise SelfTestError(f"the window reported: {'; '.join(errors)}")
         banner = window.verdict.banner.text()
     finally:
+        # The session's own bound (3 s) can pass on a loaded 2-core PC while a part is being classified; a
+        # capture worker still running when Python exits aborts the process, so give it time here.
+        window.session.stop_capture(wait_s=CAPTURE_STOP_TIMEOUT_S)
         window.close()  # stops the workers, flushes the inspection log and releases the workspace lock
     with Workspace.open(state.workspace_path) as ws:  # fails if the window kept the lock
         logged = len(ws.inspections.recent(1000))

@@ -52,3 +52,22 @@ def test_a_failing_check_fails_the_run_and_is_reported(qtbot: QtBot) -> None:
     assert lines[0].startswith("PASS  registry")
     assert lines[1].startswith("FAIL  restore") and "needs the teach check" in lines[1]
     assert lines[2].startswith("self-test: 1 passed, 1 failed")
+
+
+@pytest.mark.slow
+def test_exit_after_first_frame_prints_when_the_live_view_first_drew(tmp_path: Path) -> None:
+    # What bench/bench_bundle.sh times: the app starts, shows a live frame, prints its wall-clock time, quits.
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path)}
+    args = ["--workspace", str(tmp_path / "ws"), "--exit-after-first-frame"]
+    done = subprocess.run(
+        [sys.executable, "-m", "app.main", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    [line] = [ln for ln in done.stdout.splitlines() if ln.startswith("first frame at ")]
+    assert float(line.removeprefix("first frame at ")) > 0
