@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUNDLE=dist/metainspect
 RUNS=${RUNS:-3}
-build_s="-"
+build_s="${BUILD_S:--}"
 if [ "${1:-}" = --build ]; then
     start=$(date +%s.%N)
     ./packaging/build.sh > build/bench-build.log 2>&1
