@@ -1,5 +1,5 @@
 # Two entry points (see README): `make run` and `make test`. Both set up .venv first.
-.PHONY: setup run test lint bench package
+.PHONY: setup run test lint bench package selftest
 
 setup:
 	./scripts/setup_env.sh
@@ -13,5 +13,10 @@ test: setup
 lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports
 
+# The installer bundle (dist/metainspect/, + a tarball on Linux), smoke-tested frozen; see docs/install.md.
 package:
 	EXTRAS=dev,package ./scripts/setup_env.sh && ./packaging/build.sh
+
+# The installation check from source (the bundle runs the same: dist/metainspect/metainspect --self-test).
+selftest: setup
+	.venv/bin/metainspect --self-test

@@ -9,14 +9,13 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from platformdirs import user_config_dir, user_data_dir
+from platformdirs import user_config_dir
 
+from core.paths import APP_NAME, default_workspace_path
 from core.runtime import resolve_device
 from core.storage.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
-
-APP_NAME = "MetaInspect"
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ class Preferences:
             raise ValueError(f"display_fps must lie in 1..120, got {self.display_fps}")
 
     def workspace_path(self) -> Path:
-        return Path(self.workspace) if self.workspace else Path(user_data_dir(APP_NAME)) / "workspace"
+        return Path(self.workspace) if self.workspace else default_workspace_path()
 
 
 def preferences_path() -> Path:

@@ -1,7 +1,10 @@
 """Run core generators on worker threads (superqt GeneratorWorker) with a cancel token.
 
-superqt's ``quit()`` only takes effect at the generator's next ``yield``; core generators also check a
-``threading.Event`` between steps, so setting both stops them promptly.
+Cancelling sets a ``threading.Event`` that core generators check between steps: they return, their ``finally``
+blocks run (the capture pipeline stops its camera thread) and :meth:`CancellableTask.wait` sees them finish.
+superqt's ``quit()`` is not used: it makes the worker leave the generator suspended at a yield, unfinished,
+so ``wait()`` timed out, the camera thread kept running, and the generator was only finalised at interpreter
+exit, aborting the process ("terminate called without an active exception"; found by the frozen self-test).
 """
 
 from __future__ import annotations
@@ -58,7 +61,6 @@ class CancellableTask:
 
     def cancel(self) -> None:
         self.cancel_event.set()
-        self.worker.quit()
 
     @property
     def done(self) -> bool:

@@ -20,8 +20,8 @@ from types import TracebackType
 from typing import Any
 
 import filelock
-import platformdirs
 
+from core.paths import default_workspace_path
 from core.storage.audit import AuditLog
 from core.storage.classes import ClassStore
 from core.storage.errors import (
@@ -43,11 +43,6 @@ DB_NAME = "workspace.sqlite"
 LOCK_NAME = ".metainspect.lock"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_S = 30.0
-
-
-def default_workspace_path() -> Path:
-    """The per-user default workspace folder (``platformdirs.user_data_dir("MetaInspect")/workspace``)."""
-    return Path(platformdirs.user_data_dir("MetaInspect", appauthor=False)) / "workspace"
 
 
 def _default_user() -> str:
