@@ -49,12 +49,18 @@ OLD_MODEL = Path(__file__).resolve().parent / "models" / "surface_fused-2026-11-
 def synthetic_examples(variant: str, per_class: int, seed: int) -> list[tuple[np.ndarray, str]]:
     """Part crops of one product variant (128 px, as the synthetic line cuts them), ``per_class`` per class."""
     rng = np.random.default_rng(seed)
-    return [(render_part(rng, c, variant=variant, size=128)[0], c) for c in DEFECT_CLASSES for _ in range(per_class)]
+    return [
+        (render_part(rng, c, variant=variant, size=128)[0], c)
+        for c in DEFECT_CLASSES
+        for _ in range(per_class)
+    ]
 
 
 def load_set(spec: str, datasets: Path, preprocess: object, per_class: int) -> ImageFolderDataset:
     if spec.startswith("synthetic:"):
-        return ImageFolderDataset.from_arrays(synthetic_examples(spec.split(":", 1)[1], per_class, 123), preprocess)
+        return ImageFolderDataset.from_arrays(
+            synthetic_examples(spec.split(":", 1)[1], per_class, 123), preprocess
+        )
     return ImageFolderDataset.from_path(datasets / f"{spec}.zip", preprocess)
 
 
@@ -91,7 +97,9 @@ def contenders(spec: str, args: argparse.Namespace) -> tuple[dict[str, Classify]
     if old is not None:
         old_data = load_set(spec, args.datasets, old.preprocess, args.per_class)
         if old_data.counts != data.counts:
-            raise SystemExit(f"{spec}: image counts differ between preprocessings ({old_data.counts} vs {data.counts})")
+            raise SystemExit(
+                f"{spec}: image counts differ between preprocessings ({old_data.counts} vs {data.counts})"
+            )
         x_old = torch.cat(old_data.images)
         out["raw-pixel NCM"] = ncm_on(x_old.flatten(1).double())
         cfg = TextureFeatureConfig(size=old.preprocess.image_size)
@@ -110,7 +118,9 @@ def contenders(spec: str, args: argparse.Namespace) -> tuple[dict[str, Classify]
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--datasets", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "datasets")
+    ap.add_argument(
+        "--datasets", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "datasets"
+    )
     ap.add_argument("--sets", default=",".join([*REAL_SETS, "synthetic:copper_disc", "synthetic:cast_hex"]))
     ap.add_argument("--checkpoint", default="default")
     ap.add_argument("--old", type=Path, default=OLD_MODEL)
@@ -123,14 +133,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jsonl", type=Path, default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    names = ["raw-pixel NCM", "texture NCM", "old shipped", "frozen pretrained NCM", "new, prototypes", "new, fine-tuned"]
+    names = [
+        "raw-pixel NCM",
+        "texture NCM",
+        "old shipped",
+        "frozen pretrained NCM",
+        "new, prototypes",
+        "new, fine-tuned",
+    ]
     print(f"| set | task | {' | '.join(names)} |")
     print("|---|---|" + "---|" * len(names))
     for spec in args.sets.split(","):
         classify, counts, setup = contenders(spec, args)
         index = EmbeddedDataset(
             [str(i) for i in range(len(counts))],
-            [torch.arange(sum(counts[:i]), sum(counts[: i + 1])).view(-1, 1, 1, 1) for i in range(len(counts))],
+            [
+                torch.arange(sum(counts[:i]), sum(counts[: i + 1])).view(-1, 1, 1, 1)
+                for i in range(len(counts))
+            ],
         )
         for ways in sorted({min(5, len(counts)), len(counts)}):
             for shots in (int(s) for s in args.shots.split(",")):
@@ -147,9 +167,17 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"| {spec} | {ways}-way {shots}-shot | {cells} |", flush=True)
                 if args.jsonl:
                     with args.jsonl.open("a") as fh:
-                        row = {"set": spec, "ways": ways, "shots": shots, **{k: r.to_dict() for k, r in res.items()}}
+                        row = {
+                            "set": spec,
+                            "ways": ways,
+                            "shots": shots,
+                            **{k: r.to_dict() for k, r in res.items()},
+                        }
                         fh.write(json.dumps(row) + "\n")
-        print(f"<!-- {spec}: {sum(counts)} images in {len(counts)} classes, representations {setup:.0f} s -->", flush=True)
+        print(
+            f"<!-- {spec}: {sum(counts)} images in {len(counts)} classes, representations {setup:.0f} s -->",
+            flush=True,
+        )
     return 0
 
 

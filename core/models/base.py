@@ -64,6 +64,9 @@ class FewShotModel(nn.Module):
     in_channels: int
     image_size: int | None
     name: str = ""
+    batch_independent: bool = False
+    """True when an image's embedding never depends on the other images in its batch (no per-batch norm
+    statistics): evaluation may then embed each image once for all episodes."""
 
     def __init__(self) -> None:
         super().__init__()

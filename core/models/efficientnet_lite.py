@@ -308,6 +308,7 @@ class EfficientNetLite(FewShotModel):
         self.head = nn.Linear(self.embedding_dim, int(n_way))
         self.in_channels = 3
         self.image_size = None
+        self.batch_independent = True  # frozen BatchNorm: ImageNet statistics, never the batch's
         self.name = f"efficientnet_{variant}"
         self.weights_sha256 = sha
         # saved in place of the frozen trunk: a checkpoint made with other weights is refused on load

@@ -43,7 +43,9 @@ class PartInput(nn.Module):
     ) -> None:
         super().__init__()
         if channels not in (1, 3) or len(mean) != channels or len(std) != channels:
-            raise ValueError(f"a part's input needs channels 1 or 3 and one mean/std per channel, got {channels}")
+            raise ValueError(
+                f"a part's input needs channels 1 or 3 and one mean/std per channel, got {channels}"
+            )
         self.image_size = None if image_size is None else int(image_size)
         self.channels = int(channels)
         self.register_buffer("outer_mean", torch.tensor(list(input_mean)).view(1, -1, 1, 1), persistent=False)
@@ -68,7 +70,9 @@ class PartInput(nn.Module):
 class FusedFeatures(nn.Module):
     """``(B, C, H, W) -> (B, sum D_i)``: each part's normalised embedding times its weight, unit length overall."""
 
-    def __init__(self, parts: Sequence[nn.Module], inputs: Sequence[PartInput], weights: Sequence[float]) -> None:
+    def __init__(
+        self, parts: Sequence[nn.Module], inputs: Sequence[PartInput], weights: Sequence[float]
+    ) -> None:
         super().__init__()
         self.parts = nn.ModuleList(parts)
         self.inputs = nn.ModuleList(inputs)
@@ -96,7 +100,9 @@ class FusedModel(FewShotModel):
     ) -> None:
         super().__init__()
         if not parts or not all(isinstance(p, dict) and isinstance(p.get("model"), dict) for p in parts):
-            raise ValueError("a fused model needs a list of parts, each {'model': {...}, 'input': {...}, 'weight': w}")
+            raise ValueError(
+                "a fused model needs a list of parts, each {'model': {...}, 'input': {...}, 'weight': w}"
+            )
         if len(input_mean) != 3 or len(input_std) != 3:
             raise ValueError("a fused model takes RGB input: input_mean and input_std need three values")
         models, inputs, weights = [], [], []
@@ -123,6 +129,7 @@ class FusedModel(FewShotModel):
         self.head = nn.Linear(self.embedding_dim, int(n_way))
         self.in_channels = 3
         self.image_size = None
+        self.batch_independent = all(getattr(m, "batch_independent", False) for m in models)
         self.name = "fused"
         self._options = {
             "in_channels": 3,
@@ -134,7 +141,10 @@ class FusedModel(FewShotModel):
     @property
     def weights_sha256(self) -> str | None:
         """The pretrained weights' hash of the first part that has one (for provenance)."""
-        return next((getattr(p, "weights_sha256", None) for p in self.features.parts if hasattr(p, "weights_sha256")), None)
+        return next(
+            (getattr(p, "weights_sha256", None) for p in self.features.parts if hasattr(p, "weights_sha256")),
+            None,
+        )
 
 
 @register_model("fused")

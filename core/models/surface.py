@@ -157,6 +157,7 @@ class SurfaceNet(FewShotModel):
         self.features = SurfaceFeatures(widths, norm, scale)
         self.embedding_dim = self.features.dim
         self.head = nn.Linear(self.embedding_dim, n_way)
+        self.batch_independent = norm != "batch"
 
 
 class SurfaceFusedFeatures(nn.Module):

@@ -5,9 +5,10 @@ scores its query images; the result is the mean episode accuracy and the half-wi
 Classes with fewer than K + Q images still take part (K support images, the rest as queries); classes with
 fewer than K + 1 images are skipped, and the sampler logs how many.
 
-Learners on a frozen embedding (``embed_views`` + ``adapt_embedded``, e.g. ``finetune``) are evaluated on
-embeddings: every image is embedded once (under the learner's support views) and every episode fits the head
-with the same code as ``adapt``; the sampler draws the same episodes either way.
+Learners on a frozen embedding (``embed_views`` + ``adapt_embedded``, e.g. ``finetune``) whose model embeds
+each image independently of its batch (``model.batch_independent``) are evaluated on embeddings: every image
+is embedded once (under the learner's support views) and every episode fits the head with the same code as
+``adapt``; the sampler draws the same episodes either way.
 """
 
 from __future__ import annotations
@@ -57,8 +58,10 @@ def iter_evaluate(
     EvalResult
         Also attached to the last progress record as ``result``.
     """
-    embedded = callable(getattr(learner, "embed_views", None)) and callable(
-        getattr(learner, "adapt_embedded", None)
+    embedded = (
+        callable(getattr(learner, "embed_views", None))
+        and callable(getattr(learner, "adapt_embedded", None))
+        and bool(getattr(getattr(learner, "model", None), "batch_independent", False))
     )
     if embedded:
         dataset = embedded_dataset(learner, dataset, class_ids)

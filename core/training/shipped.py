@@ -90,7 +90,9 @@ def build_learner_from_recipe(recipe: ModelRecipe, folder: Path) -> tuple[nn.Mod
         try:
             target = model.get_submodule(module_path)
         except AttributeError:
-            raise ValueError(f"the recipe's init names {module_path!r}, which the model does not have") from None
+            raise ValueError(
+                f"the recipe's init names {module_path!r}, which the model does not have"
+            ) from None
         target.load_state_dict(ck.learner.model.state_dict(), strict=True)
         sources[module_path] = {
             "file": file_name,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +13,7 @@ from core.camera.synthetic import DEFECT_CLASSES, render_part
 from core.inference import LiveClassifier
 from core.storage.checkpoint import LoadedCheckpoint, load_checkpoint
 from core.training.adapt import run_adaptation
+from core.training.shipped import ModelRecipe, build_shipped_model, state_sha256
 from tests.conftest import REPO_ROOT
 
 DEFAULT = REPO_ROOT / "resources" / "models" / "default.pt"
@@ -40,6 +44,19 @@ def test_shipped_model_records_how_it_was_made(shipped: LoadedCheckpoint) -> Non
     assert HELD_OUT_VARIANT in prov["held_out"]
     assert HELD_OUT_VARIANT not in prov["data"]
     assert DEFAULT.stat().st_size < 8 * 1024 * 1024
+
+
+def test_shipped_model_is_what_its_recipe_builds(shipped: LoadedCheckpoint, tmp_path: Path) -> None:
+    """Issue 9: one command rebuilds the shipped file from the recipe in the repository, bit for bit in weights."""
+    recipe_file = REPO_ROOT / "resources" / "recipes" / "default.json"
+    prov = shipped.provenance
+    assert prov["recipe"] == ModelRecipe.from_json(recipe_file).to_dict()
+    assert prov["recipe_sha256"] == hashlib.sha256(recipe_file.read_bytes()).hexdigest()
+    assert prov["state_sha256"] == state_sha256(shipped.learner)
+    assert prov["pretrained_weights_sha256"] == shipped.learner.model.weights_sha256
+    rebuilt = build_shipped_model(recipe_file, tmp_path / "rebuilt.pt")
+    assert rebuilt["state_sha256"] == prov["state_sha256"]
+    assert rebuilt["init"] == prov["init"]
 
 
 def test_five_examples_per_class_of_an_unseen_product_variant_reach_95_percent(
