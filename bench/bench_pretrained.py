@@ -14,7 +14,9 @@ Each image is represented once per contender and episodes draw indices, so 600 e
 
     nice -n 5 .venv/bin/python bench/bench_pretrained.py --episodes 600 > /tmp/pretrained.md
 
-Prints a markdown table (mean ± 95% half-width, ``1.96 * sd / sqrt(n)``), and JSON rows with ``--jsonl FILE``.
+Prints a markdown table (mean ± 95% half-width, ``1.96 * sd / sqrt(n)``), and JSON rows with ``--jsonl FILE``;
+``--contenders`` computes a subset of the columns (same seed, same episodes), ``--table A.jsonl B.jsonl`` merges
+the rows of several runs into one table. magnetic_tile is read from its ``images/`` folder (not ``masks/``).
 """
 
 from __future__ import annotations
@@ -37,13 +39,22 @@ from core.lab.baselines import nearest_class_mean, summarise
 from core.lab.texture_features import TextureFeatureConfig, hellinger, texture_features_batch
 from core.meta import create_learner
 from core.models import create_model
+from core.runtime import keep_freed_memory
 from core.storage.checkpoint import load_checkpoint
 from core.training.evaluate import EmbeddedDataset
 
 Classify = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 """(support indices, support labels 0..N-1, query indices) -> predicted labels."""
-REAL_SETS = ("x_sdd", "magnetic_tile", "kolektorsdd", "elpv", "aitex_fabric_textures")
-OLD_MODEL = Path(__file__).resolve().parent / "models" / "surface_fused-2026-11-27.pt"
+REAL_SETS = ("x_sdd", "magnetic_tile:images", "kolektorsdd", "elpv", "aitex_fabric_textures")
+OLD_MODEL = Path(__file__).resolve().parents[1] / "resources" / "recipes" / "surface_fused-2026-11-27.pt"
+NAMES = (
+    "raw-pixel NCM",
+    "texture NCM",
+    "old shipped",
+    "frozen pretrained NCM",
+    "new, prototypes",
+    "new, fine-tuned",
+)
 
 
 def synthetic_examples(variant: str, per_class: int, seed: int) -> list[tuple[np.ndarray, str]]:
@@ -61,7 +72,8 @@ def load_set(spec: str, datasets: Path, preprocess: object, per_class: int) -> I
         return ImageFolderDataset.from_arrays(
             synthetic_examples(spec.split(":", 1)[1], per_class, 123), preprocess
         )
-    return ImageFolderDataset.from_path(datasets / f"{spec}.zip", preprocess)
+    name, _, subdir = spec.partition(":")  # magnetic_tile:images skips its masks/ folder
+    return ImageFolderDataset.from_path(datasets / f"{name}.zip", preprocess, subdir=subdir or None)
 
 
 def ncm_on(features: torch.Tensor) -> Classify:
@@ -80,20 +92,18 @@ def head_on(learner: torch.nn.Module, views: torch.Tensor, steps: int | None) ->
     return classify
 
 
-def embed(model: torch.nn.Module, images: torch.Tensor, chunk: int = 64) -> torch.Tensor:
+def embed(model: torch.nn.Module, images: torch.Tensor, chunk: int = 32) -> torch.Tensor:
     with torch.inference_mode():
         return torch.cat([model.features(c) for c in images.split(chunk)])
 
 
 def contenders(spec: str, args: argparse.Namespace) -> tuple[dict[str, Classify], list[int], float]:
     t0 = time.perf_counter()
+    wanted = set(args.contenders.split(","))
     new = load_checkpoint(args.checkpoint)
     data = load_set(spec, args.datasets, new.preprocess, args.per_class)
-    x_new = torch.cat(data.images)
-    views = new.learner.embed_views(x_new).cpu()  # (V, n, D)
-    floor_model = create_model("efficientnet_lite0", in_channels=3, stages=[8], pooling=["mean"]).eval()
     out: dict[str, Classify] = {}
-    old = load_checkpoint(args.old) if args.old.is_file() else None
+    old = load_checkpoint(args.old) if wanted & set(NAMES[:3]) else None
     if old is not None:
         old_data = load_set(spec, args.datasets, old.preprocess, args.per_class)
         if old_data.counts != data.counts:
@@ -108,12 +118,33 @@ def contenders(spec: str, args: argparse.Namespace) -> tuple[dict[str, Classify]
         tex = hellinger(texture_features_batch(tensors_to_images(x_old, old.preprocess), cfg))
         out["texture NCM"] = ncm_on(torch.from_numpy(tex).double())
         out["old shipped"] = ncm_on(embed(old.learner.model.eval(), x_old).double())
-    out["frozen pretrained NCM"] = ncm_on(embed(floor_model, x_new).double())
-    learner = new.learner.eval()
-    proto = create_learner("finetune", learner.model, **{**learner.hyper(), "inner_steps": 0}).eval()
-    out["new, prototypes"] = head_on(proto, views, 0)
-    out["new, fine-tuned"] = head_on(learner, views, None)
-    return out, data.counts, time.perf_counter() - t0
+    if wanted & set(NAMES[3:]):
+        x_new = torch.cat(data.images)
+        floor_model = create_model("efficientnet_lite0", in_channels=3, stages=[8], pooling=["mean"]).eval()
+        out["frozen pretrained NCM"] = ncm_on(embed(floor_model, x_new).double())
+        views = new.learner.embed_views(x_new).cpu()  # (V, n, D)
+        learner = new.learner.eval()
+        proto = create_learner("finetune", learner.model, **{**learner.hyper(), "inner_steps": 0}).eval()
+        out["new, prototypes"] = head_on(proto, views, 0)
+        out["new, fine-tuned"] = head_on(learner, views, None)
+    return {k: v for k, v in out.items() if k in wanted}, data.counts, time.perf_counter() - t0
+
+
+def print_table(files: list[Path]) -> None:
+    """One markdown table from the JSON rows of several runs (same episodes, different columns)."""
+    merged: dict[tuple[str, int, int], dict[str, dict[str, float]]] = {}
+    for f in files:
+        for line in f.read_text().splitlines():
+            row = json.loads(line)
+            key = (row.pop("set"), row.pop("ways"), row.pop("shots"))
+            merged.setdefault(key, {}).update(row)
+    print(f"| set | task | {' | '.join(NAMES)} |")
+    print("|---|---|" + "---|" * len(NAMES))
+    for (spec, ways, shots), cols in merged.items():
+        cells = [
+            f"{100 * c['mean']:.1f} ± {100 * c['ci95']:.1f}" if (c := cols.get(n)) else "n/a" for n in NAMES
+        ]
+        print(f"| {spec} | {ways}-way {shots}-shot | {' | '.join(cells)} |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,8 +162,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--jsonl", type=Path, default=None)
+    ap.add_argument(
+        "--contenders",
+        default=",".join(NAMES),
+        help="comma-separated subset of the columns (the same seed draws the same episodes in every run)",
+    )
+    ap.add_argument(
+        "--table", type=Path, nargs="+", default=None, help="print the table of these JSON-row files"
+    )
     args = ap.parse_args(argv)
+    if args.table:
+        print_table(args.table)
+        return 0
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as the app and the CLI do (ADR 0008)
     names = [
         "raw-pixel NCM",
         "texture NCM",

@@ -142,15 +142,7 @@ class AdaptedClassifier:
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, N)`` for images ``x`` ``(B, C, H, W)``, computed in chunks without autograd."""
-        x = prepare_images(self.model, x, "query")
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.inference_mode():
-                parts = [self._logits_fn(chunk) for chunk in x.split(self.chunk_size)]
-        finally:
-            self.model.train(was_training)
-        return torch.cat(parts)
+        return eval_chunks(self.model, self._logits_fn, x, self.chunk_size, "query")
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities ``(B, N)`` (rows sum to 1) for images ``x`` ``(B, C, H, W)``."""
@@ -159,6 +151,28 @@ class AdaptedClassifier:
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Most likely class ``(B,)`` long for images ``x`` ``(B, C, H, W)``."""
         return self.logits(x).argmax(dim=1)
+
+
+def eval_chunks(
+    model: nn.Module,
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    chunk_size: int,
+    what: str,
+) -> torch.Tensor:
+    """``fn`` over ``x`` in chunks of ``chunk_size``, with ``model`` in eval mode and no autograd.
+
+    ``x`` is checked against the model and moved to its device first (``what`` names it in errors); the
+    model's training flag is restored afterwards.
+    """
+    x = prepare_images(model, x, what)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            return torch.cat([fn(chunk) for chunk in x.split(chunk_size)])
+    finally:
+        model.train(was_training)
 
 
 def model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
