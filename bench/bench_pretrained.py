@@ -52,8 +52,8 @@ NAMES = (
     "texture NCM",
     "old shipped",
     "frozen pretrained NCM",
-    "new, prototypes",
-    "new, fine-tuned",
+    "new (prototypes)",
+    "new (fine-tuned)",
 )
 
 
@@ -125,8 +125,8 @@ def contenders(spec: str, args: argparse.Namespace) -> tuple[dict[str, Classify]
         views = new.learner.embed_views(x_new).cpu()  # (V, n, D)
         learner = new.learner.eval()
         proto = create_learner("finetune", learner.model, **{**learner.hyper(), "inner_steps": 0}).eval()
-        out["new, prototypes"] = head_on(proto, views, 0)
-        out["new, fine-tuned"] = head_on(learner, views, None)
+        out["new (prototypes)"] = head_on(proto, views, 0)
+        out["new (fine-tuned)"] = head_on(learner, views, None)
     return {k: v for k, v in out.items() if k in wanted}, data.counts, time.perf_counter() - t0
 
 
@@ -176,14 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     torch.set_num_threads(args.threads)
     keep_freed_memory()  # as the app and the CLI do (ADR 0008)
-    names = [
-        "raw-pixel NCM",
-        "texture NCM",
-        "old shipped",
-        "frozen pretrained NCM",
-        "new, prototypes",
-        "new, fine-tuned",
-    ]
+    names = list(NAMES)
     print(f"| set | task | {' | '.join(names)} |")
     print("|---|---|" + "---|" * len(names))
     for spec in args.sets.split(","):

@@ -13,7 +13,6 @@ episode once and hands it to every contender:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ import torch
 
 from core.imaging.preprocess import Preprocess
 from core.lab.texture_features import TextureFeatureConfig, hellinger, texture_features_batch
+from core.training.evaluate import mean_ci95
 
 FewShotClassifier = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 """``(support_x (N*K, C, H, W), support_y (N*K,) in [0, N), query_x (Q, C, H, W)) -> predictions (Q,) long``."""
@@ -45,11 +45,11 @@ class AccuracySummary:
 
 def summarise(accuracies: Iterable[float]) -> AccuracySummary:
     """Per-episode accuracies -> :class:`AccuracySummary`."""
-    acc = np.asarray(list(accuracies), dtype=np.float64)
-    if acc.size == 0:
+    acc = list(accuracies)
+    if not acc:
         raise ValueError("no episode accuracies to summarise; the evaluation produced no episodes")
-    sd = float(acc.std(ddof=1)) if acc.size > 1 else 0.0
-    return AccuracySummary(float(acc.mean()), 1.96 * sd / math.sqrt(acc.size), int(acc.size))
+    mean, ci = mean_ci95(acc)
+    return AccuracySummary(mean, ci, len(acc))
 
 
 def _check_episode(support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor) -> int:

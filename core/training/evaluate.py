@@ -27,9 +27,16 @@ from core.data import EpisodeSampler, ImageFolderDataset
 from core.training.progress import Cancellable, EvalProgress, EvalResult, is_cancelled
 
 
-def _mean_ci(accs: list[float]) -> tuple[float, float]:
-    arr = np.asarray(accs, dtype=np.float64)
-    return float(arr.mean()), float(1.96 * arr.std() / math.sqrt(len(arr)))
+def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and 95% half-width ``1.96 * sd / sqrt(n)`` (sample sd, ``ddof=1``; 0 for a single value).
+
+    The one confidence-interval formula of the project: evaluation, the baselines and the benchmarks use it.
+    """
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.size == 0:
+        raise ValueError("no values to summarise")
+    sd = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+    return float(arr.mean()), 1.96 * sd / math.sqrt(arr.size)
 
 
 def iter_evaluate(
@@ -91,13 +98,13 @@ def iter_evaluate(
             adapted = learner.adapt(task.support_x, task.support_y, steps=config.steps)
             pred = adapted.predict(task.query_x).cpu()
         accs.append(float((pred == task.query_y).float().mean()))
-        mean, ci = _mean_ci(accs)
+        mean, ci = mean_ci95(accs)
         if episode < config.episodes:
             yield EvalProgress(episode, config.episodes, mean, ci, time.perf_counter() - t0)
     if not accs:
         mean, ci = float("nan"), float("nan")
     else:
-        mean, ci = _mean_ci(accs)
+        mean, ci = mean_ci95(accs)
     result = EvalResult(
         accuracy=mean,
         ci95=ci,

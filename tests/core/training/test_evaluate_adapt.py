@@ -139,3 +139,12 @@ def test_eval_config_rejects_nonsense() -> None:
     with pytest.raises(ValueError, match="episodes must be positive"):
         EvalConfig(episodes=0)
     assert math.isfinite(EvalConfig().queries)
+
+
+def test_the_confidence_interval_uses_the_sample_standard_deviation() -> None:
+    from core.training.evaluate import mean_ci95
+
+    mean, ci = mean_ci95([0.0, 1.0])
+    assert mean == 0.5
+    assert abs(ci - 1.96 * (0.5**0.5) / (2**0.5)) < 1e-12  # sd with ddof=1 is sqrt(0.5)
+    assert mean_ci95([0.7]) == (0.7, 0.0)
