@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.camera.synthetic import DEFECT_CLASSES, render_part
 from core.data import EpisodeSampler, ImageFolderDataset
-from core.lab.baselines import nearest_class_mean, summarise
+from core.lab.baselines import nearest_class_mean, summarise, tensors_to_images
 from core.lab.texture_features import TextureFeatureConfig, hellinger, texture_features_batch
 from core.meta import create_learner
 from core.models import create_model
@@ -113,8 +113,6 @@ def contenders(spec: str, args: argparse.Namespace) -> tuple[dict[str, Classify]
         x_old = torch.cat(old_data.images)
         out["raw-pixel NCM"] = ncm_on(x_old.flatten(1).double())
         cfg = TextureFeatureConfig(size=old.preprocess.image_size)
-        from core.lab.baselines import tensors_to_images
-
         tex = hellinger(texture_features_batch(tensors_to_images(x_old, old.preprocess), cfg))
         out["texture NCM"] = ncm_on(torch.from_numpy(tex).double())
         out["old shipped"] = ncm_on(embed(old.learner.model.eval(), x_old).double())
