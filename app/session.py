@@ -26,6 +26,7 @@ from core.redact import redact_source
 from core.runtime import resolve_device
 from core.storage import NewInspection, StorageError, Workspace
 from core.storage.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint
+from core.training.adapt import LabelWarmer
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class InspectionSession(QObject):
         self._model_id: int | None = None
         self._log_lock = threading.Lock()
         self._log_state = (False, False)  # (verdicts waiting for disk space, verdicts lost): last shown
+        self._warmer = LabelWarmer()  # embeds each labelled part in the background, so Adapt only fits
 
     # ---- set-up ------------------------------------------------------------------------------------------
     def load_base_model(self) -> bool:
@@ -209,11 +211,16 @@ class InspectionSession(QObject):
 
     def label_part(self, result: PartResult, class_name: str) -> bool:
         try:
-            self.ws.examples.add(result.crop.image, class_name, source=self.prefs.source)
+            example = self.ws.examples.add(result.crop.image, class_name, source=self.prefs.source)
         except (StorageError, ValueError) as exc:
             self.error.emit(f"The label was not saved: {user_message(exc)}")
             return False
         self.examples_changed.emit()
+        if self.base is not None:  # the image as stored is the one adaptation will read back
+            try:
+                self._warmer.submit(self.base, [self.ws.examples.load_image(example)])
+            except (StorageError, OSError, ValueError) as exc:
+                log.warning("labelled part not embedded ahead: %s", exc)
         return True
 
     def undo(self) -> bool:
@@ -303,6 +310,7 @@ class InspectionSession(QObject):
         """Stop workers, flush the inspection log and release the workspace lock."""
         self.stop_capture()
         self.cancel_adaptation()
+        self._warmer.close(wait=False)
         if self._adapt is not None:
             self._adapt.wait(10.0)
         try:
