@@ -249,10 +249,13 @@ class TrainingRecipe:
     # ------------------------------------------------------------------ JSON
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> TrainingRecipe:
-        """Build from a JSON object; unknown keys (at any level) are an error listing the known ones."""
+        """Build from a JSON object; unknown keys (at any level) are an error listing the known ones. The two
+        earlier formats (:mod:`core.training.recipe_legacy`) are converted."""
         if not isinstance(raw, dict):
             raise ValueError(f"a training recipe must be a JSON object, got {type(raw).__name__}")
-        data = dict(raw)
+        from core.training.recipe_legacy import migrate
+
+        data = dict(migrate(raw))
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

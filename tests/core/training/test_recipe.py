@@ -91,3 +91,28 @@ def test_supervised_then_episodic_with_held_out_scores() -> None:
     ]
     assert set(records[1].val_scores) == {"three"} and set(records[-1].val_scores) == {"three"}
     assert records[0].val_scores == {}
+
+
+def test_the_earlier_formats_are_read_with_the_same_meaning() -> None:
+    from dataclasses import replace
+
+    old_lab_recipe = {
+        "backbone": "texture_fused", "backbone_options": {"width": 128, "cnn_width": 32, "norm": "group"},
+        "learner": "protonet", "learner_options": {}, "image_size": 64, "channels": 3,
+        "datasets_dir": "../shared/datasets",
+        "data": [{"path": "magnetic_tile.zip", "subdir": "images"}, {"path": "kolektorsdd.zip"}],
+        "synthetic_variants": ["default", "brushed_plate", "brass_ring", "cast_hex", "anodized_tab"],
+        "synthetic_per_class": 40, "eval_variant": "copper_disc", "eval_data": {"path": "x_sdd.zip"},
+        "iterations": 700, "meta_batch": 2, "max_ways": 6, "shots": [1, 5], "queries": 6, "lr": 0.001,
+        "augment": True, "seed": 0, "pretrain_iterations": 0, "pretrain_batch": 32, "freeze_texture": True,
+    }  # fmt: skip
+    old_pretrain_config = {
+        "model": {"name": "surface", "in_channels": 1, "widths": [32, 48, 64, 64], "norm": "instance"},
+        "image_size": 64, "render_size": 128, "held_out": ["copper_disc"], "per_class": 120, "datasets": [],
+        "epochs": 16, "batch_size": 64, "lr": 0.002, "seed": 0, "threads": 1,
+    }  # fmt: skip
+    for old, name in ((old_lab_recipe, "texture_fused.json"), (old_pretrain_config, "surface.json")):
+        current = TrainingRecipe.from_json(RECIPES / name)
+        assert TrainingRecipe.from_dict(old) == replace(current, comment="")
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['epoch'\] in a pre-training config"):
+        TrainingRecipe.from_dict({"model": {"name": "surface"}, "epoch": 3})
