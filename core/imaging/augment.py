@@ -196,7 +196,10 @@ class TensorAugment:
             x = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), kernel, groups=x.shape[1])
         if self.noise:
             sigma = rng.uniform(0.0, self.noise)
-            x = x + torch.from_numpy(rng.standard_normal(tuple(x.shape), dtype=np.float32)).to(x.dtype) * sigma
+            x = (
+                x
+                + torch.from_numpy(rng.standard_normal(tuple(x.shape), dtype=np.float32)).to(x.dtype) * sigma
+            )
         return ((x.clamp(0.0, 1.0) * 255.0).round() / 255.0).contiguous()
 
     @classmethod

@@ -90,7 +90,9 @@ class Validation(Callback):
     ``score()`` returns an accuracy, or accuracies by name (their mean becomes ``val_accuracy``).
     """
 
-    def __init__(self, every: int, score: Callable[[], float | dict[str, float]], at_end: bool = False) -> None:
+    def __init__(
+        self, every: int, score: Callable[[], float | dict[str, float]], at_end: bool = False
+    ) -> None:
         self.every, self.score, self.at_end = every, score, at_end
 
     def after_step(self, state: EngineState) -> None:

@@ -117,10 +117,14 @@ class SupervisedObjective:
         self.rng = np.random.default_rng(seed)
         self.x = torch.cat(data.images)
         self.y = torch.cat(
-            [torch.full((len(x),), lab, dtype=torch.long) for x, lab in zip(data.images, data.class_labels, strict=True)]
+            [
+                torch.full((len(x),), lab, dtype=torch.long)
+                for x, lab in zip(data.images, data.class_labels, strict=True)
+            ]
         )
         self.members: list[list[int]] = [
-            [c for c, lab in enumerate(data.class_labels) if lab == label] for label in range(len(data.label_names))
+            [c for c, lab in enumerate(data.class_labels) if lab == label]
+            for label in range(len(data.label_names))
         ]
         self._perm: list[int] = []
         self._cursor = 0

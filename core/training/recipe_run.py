@@ -84,7 +84,11 @@ def load_held_out(recipe: TrainingRecipe) -> dict[str, ImageFolderDataset]:
     syn = recipe.synthetic
     for variant in syn.held_out if syn is not None else ():
         held[f"variant {variant}"] = synthetic_dataset(
-            (variant,), syn.eval_per_class, pre, recipe.seed + 1, syn.render_size  # type: ignore[union-attr]
+            (variant,),
+            syn.eval_per_class,
+            pre,
+            recipe.seed + 1,
+            syn.render_size,  # type: ignore[union-attr]
         )
     for d in recipe.eval_data:
         held[d.path] = folder_dataset(d, recipe.datasets_root(), pre)
@@ -133,7 +137,9 @@ def build_recipe_learner(recipe: TrainingRecipe, num_labels: int | None = None) 
     return learner
 
 
-def _validation(recipe: TrainingRecipe, learner: nn.Module, held: dict[str, ImageFolderDataset]) -> list[Callback]:
+def _validation(
+    recipe: TrainingRecipe, learner: nn.Module, held: dict[str, ImageFolderDataset]
+) -> list[Callback]:
     sets = {k: v for k, v in held.items() if len(v) >= 2}
     if not sets:
         return []
@@ -282,7 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--texture-weight", type=float, default=None,
                     help="save a surface backbone as surface_fused with this texture weight")  # fmt: skip
     args = ap.parse_args(argv)
-    recipe = TrainingRecipe.from_json(args.recipe).replace_steps(epochs=args.epochs, iterations=args.iterations)
+    recipe = TrainingRecipe.from_json(args.recipe).replace_steps(
+        epochs=args.epochs, iterations=args.iterations
+    )
     pool = load_pool(recipe)
     print(f"{len(pool)} training classes, {pool.num_images} images", flush=True)
     learner = build_recipe_learner(recipe, len(labelled_classes(pool).label_names))

@@ -81,7 +81,9 @@ def test_augmentation_is_per_class_and_keeps_shapes_and_labels() -> None:
     images = [torch.rand(6, 1, 8, 8, generator=g) for _ in range(3)]
     pool = ImageFolderDataset(["s/a", "s/b", "s/c"], images, Preprocess(8, 1))
     plain = PooledEpisodeSampler(pool, shots=(2,), queries=2, seed=3, ways=3).sample()
-    aug = PooledEpisodeSampler(pool, shots=(2,), queries=2, seed=3, ways=3, augment=TensorAugment.preset("surface")).sample()
+    aug = PooledEpisodeSampler(
+        pool, shots=(2,), queries=2, seed=3, ways=3, augment=TensorAugment.preset("surface")
+    ).sample()
     assert aug.support_x.shape == plain.support_x.shape and aug.query_x.shape == plain.query_x.shape
     assert torch.equal(aug.support_y, plain.support_y) and torch.equal(aug.query_y, plain.query_y)
     assert not torch.equal(aug.support_x, plain.support_x)

@@ -106,7 +106,13 @@ def test_pretrain_runs_saves_and_cancels(tmp_path: object) -> None:
     from core.storage.checkpoint import load_checkpoint
     from core.training.progress import CancelToken
     from core.training.recipe import TrainingRecipe
-    from core.training.recipe_run import build_recipe_learner, iter_recipe, labelled_classes, load_pool, save_trained
+    from core.training.recipe_run import (
+        build_recipe_learner,
+        iter_recipe,
+        labelled_classes,
+        load_pool,
+        save_trained,
+    )
 
     recipe = TrainingRecipe.from_dict({
         "backbone": {"name": "surface", "in_channels": 1, "widths": [8, 8, 8, 8]},

@@ -51,13 +51,13 @@ def test_bad_recipes_are_clear_errors() -> None:
         _recipe(episodic={"step": 3})
     with pytest.raises(ValueError, match="exactly one of 'epochs' and 'steps'"):
         _recipe(supervised={"epochs": 1, "steps": 1})
-    with pytest.raises(ValueError, match="needs supervised.head 'linear'"):
+    with pytest.raises(ValueError, match=r"needs supervised\.head 'linear'"):
         _recipe(supervised={"epochs": 1})
     with pytest.raises(ValueError, match="trains nothing"):
         _recipe(episodic=None)
     with pytest.raises(ValueError, match="unknown synthetic variants"):
         _recipe(synthetic={"held_out": ["nope"]}).synthetic.training_variants()  # type: ignore[union-attr]
-    with pytest.raises(ValueError, match="freezes 'features.texture'"):
+    with pytest.raises(ValueError, match=r"freezes 'features\.texture'"):
         build_recipe_learner(_recipe(freeze=["features.texture"]))
 
 
@@ -77,7 +77,15 @@ def test_fixed_ways_lets_a_fixed_head_learner_train_on_mixed_sources() -> None:
 
 def test_supervised_then_episodic_with_held_out_scores() -> None:
     pool = _pool()
-    assert labelled_classes(pool).label_names == ["three/c0", "three/c1", "three/c2", "two/c0", "two/c1", "c0", "c1"]
+    assert labelled_classes(pool).label_names == [
+        "three/c0",
+        "three/c1",
+        "three/c2",
+        "two/c0",
+        "two/c1",
+        "c0",
+        "c1",
+    ]
     recipe = _recipe(
         learner={"name": "protonet"},
         supervised={"steps": 4, "batch_size": 8, "head": "linear", "report_every": 2, "lr_floor": 1.0},
@@ -87,7 +95,10 @@ def test_supervised_then_episodic_with_held_out_scores() -> None:
     held = {"three": ImageFolderDataset(pool.class_names[:3], pool.images[:3], pool.preprocess)}
     records = list(iter_recipe(recipe, learner, pool, held))
     assert [(r.stage, r.iteration) for r in records] == [
-        ("supervised", 2), ("supervised", 4), ("episodic", 1), ("episodic", 2)
+        ("supervised", 2),
+        ("supervised", 4),
+        ("episodic", 1),
+        ("episodic", 2),
     ]
     assert set(records[1].val_scores) == {"three"} and set(records[-1].val_scores) == {"three"}
     assert records[0].val_scores == {}
