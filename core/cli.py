@@ -104,25 +104,27 @@ def add_list(sub: argparse._SubParsersAction) -> None:
 def add_pretrain(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "pretrain",
-        help="train a backbone on labelled defect classes and save it as a ProtoNet checkpoint "
-        "(the shipped model's recipe: resources/recipes/surface.json --texture-weight 1.0)",
+        help="train a backbone from a training recipe (supervised and/or episodic stages on pooled data sets "
+        "and synthetic variants) and save it (the fused model's CNN: resources/recipes/surface.json "
+        "--texture-weight 1.0)",
     )
-    p.add_argument("config", help="JSON file of PretrainConfig fields, e.g. resources/recipes/surface.json")
+    p.add_argument("config", help="training recipe (JSON), e.g. resources/recipes/surface.json")
     p.add_argument("--out", required=True, help="checkpoint to write")
-    p.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
+    p.add_argument("--epochs", type=int, default=None, help="override the supervised stage's epochs")
+    p.add_argument("--iterations", type=int, default=None, help="override the episodic stage's steps")
     p.add_argument(
         "--texture-weight", type=float, default=None, help="save as surface_fused with this weight"
     )
 
     def run(args: argparse.Namespace) -> int:
-        from core.training.pretrain import main as pretrain_main
+        from core.training.recipe_run import main as recipe_main
 
         forwarded = [args.config, "--out", args.out]
-        if args.epochs is not None:
-            forwarded += ["--epochs", str(args.epochs)]
-        if args.texture_weight is not None:
-            forwarded += ["--texture-weight", str(args.texture_weight)]
-        return pretrain_main(forwarded)
+        for flag, value in (("--epochs", args.epochs), ("--iterations", args.iterations),
+                            ("--texture-weight", args.texture_weight)):  # fmt: skip
+            if value is not None:
+                forwarded += [flag, str(value)]
+        return recipe_main(forwarded)
 
     p.set_defaults(func=run)
 
