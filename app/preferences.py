@@ -14,6 +14,7 @@ from platformdirs import user_config_dir
 from core.paths import APP_NAME, default_workspace_path
 from core.runtime import resolve_device
 from core.storage.files import atomic_write_bytes
+from core.training.adapt import DEFAULT_ADAPT_STEPS
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ class Preferences:
     workspace: str = ""
     min_confidence: float = 0.6
     min_margin: float = 0.15
-    adapt_steps: int = 10
+    adapt_steps: int = DEFAULT_ADAPT_STEPS
     display_fps: int = 30
 
     def __post_init__(self) -> None:

@@ -24,6 +24,10 @@ from core.imaging.preprocess import Preprocess
 from core.storage.checkpoint import LoadedCheckpoint, load_checkpoint, save_checkpoint
 from core.training.progress import AdaptProgress, Cancellable, is_cancelled
 
+#: Inner steps of an adaptation when nobody chose otherwise: the app's preference default and
+#: ``metainspect-lab adapt``'s, so a model adapted in the lab is the model the app would have made.
+DEFAULT_ADAPT_STEPS = 10
+
 
 @dataclass(frozen=True)
 class AdaptedModel:
