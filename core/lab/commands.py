@@ -161,7 +161,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from core.lab.metrics import Costs
-    from core.lab.report import ReportOptions, build_report, write_report
+    from core.lab.report import ReportOptions, build_report
+    from core.lab.report_files import write_report
     from core.lab.run import check_writable
     from core.storage.model_ref import describe_model_ref
 
