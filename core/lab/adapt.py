@@ -58,9 +58,7 @@ class LabAdaptResult:
         }  # fmt: skip
 
 
-def pick_support(
-    tree: ImageTree, shots: int, seed: int
-) -> tuple[list[SupportImage], list[tuple[str, str]]]:
+def pick_support(tree: ImageTree, shots: int, seed: int) -> tuple[list[SupportImage], list[tuple[str, str]]]:
     """``shots`` decodable images per class in a seeded random order (0 = all), and the files skipped.
 
     Raises
@@ -158,4 +156,3 @@ def _record_in_workspace(
             ws.examples.add(s.data, s.class_name, source=f"lab:{s.file}", undoable=False).id for s in support
         ]
         return register_adapted(ws, path, sha, base, adapted, ids, steps).id
-

@@ -24,7 +24,9 @@ def _model(p: argparse.ArgumentParser, flag_help: str = MODEL_HELP) -> None:
 
 def _device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: METAINSPECT_THREADS or all)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="CPU threads (default: METAINSPECT_THREADS or all)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -33,21 +35,38 @@ def _policy(p: argparse.ArgumentParser) -> None:
 
     d = VerdictPolicy()
     p.add_argument("--ok-class", default=None, help="the class of good parts (default: ok, good or MT_Free)")
-    p.add_argument("--min-confidence", type=float, default=d.min_confidence, help="CHECK below this top probability")
-    p.add_argument("--min-margin", type=float, default=d.min_margin, help="CHECK below this lead over the runner-up")
+    p.add_argument(
+        "--min-confidence", type=float, default=d.min_confidence, help="CHECK below this top probability"
+    )
+    p.add_argument(
+        "--min-margin", type=float, default=d.min_margin, help="CHECK below this lead over the runner-up"
+    )
 
 
 def add_lab_commands(sub: argparse._SubParsersAction) -> None:
     """Register ``adapt``, ``run`` and ``report`` on the ``metainspect-lab`` sub-parsers."""
     from core.training.adapt import DEFAULT_ADAPT_STEPS
 
-    p = sub.add_parser("adapt", help="adapt a model to K labelled images per class (as the app does) and save it")
+    p = sub.add_parser(
+        "adapt", help="adapt a model to K labelled images per class (as the app does) and save it"
+    )
     _model(p, "base model: " + MODEL_HELP)
-    p.add_argument("--support", "--data", dest="support", required=True, help="labelled folder or .zip (one folder per class)")
+    p.add_argument(
+        "--support",
+        "--data",
+        dest="support",
+        required=True,
+        help="labelled folder or .zip (one folder per class)",
+    )
     p.add_argument("--subdir", default=None, help="only read below this folder")
     p.add_argument("--shots", type=int, required=True, help="images per class, chosen at random (0 = all)")
     p.add_argument("--seed", type=int, default=0, help="which images are chosen")
-    p.add_argument("--steps", type=int, default=DEFAULT_ADAPT_STEPS, help=f"adaptation steps (default {DEFAULT_ADAPT_STEPS}, the app's)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=DEFAULT_ADAPT_STEPS,
+        help=f"adaptation steps (default {DEFAULT_ADAPT_STEPS}, the app's)",
+    )
     p.add_argument("--out", required=True, help="model file to write")
     p.add_argument("--ok-class", default=None, help="with --workspace: the class not flagged as a defect")
     _device(p)
@@ -58,7 +77,9 @@ def add_lab_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="folder or .zip of images (any layout), or a video file")
     p.add_argument("--out", required=True, help="CSV file to write")
     p.add_argument("--batch", type=int, default=32, help="images per forward pass")
-    p.add_argument("--decode-threads", type=int, default=2, help="threads decoding images ahead of the network")
+    p.add_argument(
+        "--decode-threads", type=int, default=2, help="threads decoding images ahead of the network"
+    )
     _policy(p)
     _device(p)
     p.set_defaults(func=cmd_run)
@@ -68,11 +89,19 @@ def add_lab_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="labelled folder or .zip (one folder per class)")
     p.add_argument("--subdir", default=None, help="only read below this folder")
     p.add_argument("--out", required=True, help="report folder to write")
-    p.add_argument("--escape-cost", type=float, default=10.0, help="cost of a defective part passed as OK (default 10)")
+    p.add_argument(
+        "--escape-cost", type=float, default=10.0, help="cost of a defective part passed as OK (default 10)"
+    )
     p.add_argument("--reject-cost", type=float, default=1.0, help="cost of a good part rejected (default 1)")
-    p.add_argument("--check-cost", type=float, default=0.2, help="cost of a part checked by hand (default 0.2)")
-    p.add_argument("--shots-list", default="1,2,5,10,20", help="K values of the shots curve (comma-separated)")
-    p.add_argument("--repeats", type=int, default=5, help="random splits per K of the shots curve (0 = no curve)")
+    p.add_argument(
+        "--check-cost", type=float, default=0.2, help="cost of a part checked by hand (default 0.2)"
+    )
+    p.add_argument(
+        "--shots-list", default="1,2,5,10,20", help="K values of the shots curve (comma-separated)"
+    )
+    p.add_argument(
+        "--repeats", type=int, default=5, help="random splits per K of the shots curve (0 = no curve)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the shots curve and bootstrap")
     _policy(p)
     _device(p)
@@ -141,7 +170,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         open_run_input(args.data) as run_input,
         tqdm(total=run_input.total, desc="run", unit="img", file=sys.stderr, disable=args.quiet) as bar,
     ):
-        for row in classify_items(scorer, run_input.items, policy, batch=args.batch, decode_threads=args.decode_threads):
+        for row in classify_items(
+            scorer, run_input.items, policy, batch=args.batch, decode_threads=args.decode_threads
+        ):
             rows.append(row)
             bar.update(1)
     write_results(out, rows, scorer.class_names)
@@ -171,7 +202,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         shots = tuple(sorted({int(k) for k in args.shots_list.split(",") if k.strip()}))
     except ValueError:
-        raise ValueError(f"--shots-list must be comma-separated whole numbers, got {args.shots_list!r}") from None
+        raise ValueError(
+            f"--shots-list must be comma-separated whole numbers, got {args.shots_list!r}"
+        ) from None
     options = ReportOptions(
         costs=Costs(args.escape_cost, args.reject_cost, args.check_cost),
         ok_class=args.ok_class,
@@ -182,7 +215,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     ck = _setup(args)
-    gen = build_report(ck, args.data, options, subdir=args.subdir, model_ref=describe_model_ref(args.model, args.workspace))  # type: ignore[arg-type]
+    gen = build_report(
+        ck, args.data, options, subdir=args.subdir, model_ref=describe_model_ref(args.model, args.workspace)
+    )  # type: ignore[arg-type]
+    current = ""
     with tqdm(desc="report", file=sys.stderr, disable=args.quiet) as bar:
         while True:
             try:
@@ -190,7 +226,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             except StopIteration as stop:
                 report = stop.value
                 break
-            if bar.desc != stage:
+            if stage != current:  # one bar, restarted for each stage (embed, shots curve)
+                current = stage
                 bar.set_description(stage, refresh=False)
                 bar.reset(total=total)
             bar.update(done - bar.n)

@@ -305,9 +305,7 @@ def threshold_sweep(
     costs: Costs = Costs(),
 ) -> list[ThresholdPoint]:
     """Every (min_margin, min_confidence) pair of the grid, margin-major."""
-    return [
-        threshold_point(probs, y_true, defect, c, m, costs) for m in margins for c in confidences
-    ]
+    return [threshold_point(probs, y_true, defect, c, m, costs) for m in margins for c in confidences]
 
 
 def suggest_thresholds(points: Sequence[ThresholdPoint]) -> ThresholdPoint:

@@ -57,7 +57,14 @@ def threshold_plot(points: Sequence[ThresholdPoint], chosen: ThresholdPoint | No
     row = [p for p in points if p.min_margin == margin]
     xs = [p.min_confidence for p in row]
     ax.plot(xs, [p.escape_rate or 0.0 for p in row], marker="o", ms=3, color="#d62728", label="escape rate")
-    ax.plot(xs, [p.false_reject_rate or 0.0 for p in row], marker="s", ms=3, color="#ff7f0e", label="false-reject rate")
+    ax.plot(
+        xs,
+        [p.false_reject_rate or 0.0 for p in row],
+        marker="s",
+        ms=3,
+        color="#ff7f0e",
+        label="false-reject rate",
+    )
     ax.plot(xs, [p.check_rate for p in row], marker="^", ms=3, color="#7f7f7f", label="CHECK rate")
     if chosen is not None:
         ax.axvline(chosen.min_confidence, color="#2ca02c", linewidth=1.2, label="suggested")

@@ -84,7 +84,10 @@ class LabReport:
         return {
             "accuracy": self.accuracy.to_dict(),
             "per_class": [c.to_dict() for c in self.per_class],
-            "confusion": {"classes": self.class_names, "rows_true_columns_predicted": self.confusion.tolist()},
+            "confusion": {
+                "classes": self.class_names,
+                "rows_true_columns_predicted": self.confusion.tolist(),
+            },
             "thresholds": {
                 "ok_class": self.ok_class,
                 "costs": {"escape": o.costs.escape, "reject": o.costs.reject, "check": o.costs.check},
@@ -95,7 +98,12 @@ class LabReport:
             "shots_curve": [p.to_dict() for p in self.shots_curve],
             "calibration": {"bins": [b.to_dict() for b in self.calibration], "ece": self.ece},
             "mistakes": [
-                {"file": p.file, "true": m.true_class, "predicted": m.predicted_class, "confidence": m.confidence}
+                {
+                    "file": p.file,
+                    "true": m.true_class,
+                    "predicted": m.predicted_class,
+                    "confidence": m.confidence,
+                }
                 for m, p, _ in self.mistakes
             ],
             "data": self.data,
@@ -156,7 +164,9 @@ def build_report(
         )
     support = _support_hashes(ck)
     if support is None:
-        notes.append("The model file records no support images (adapted before this was recorded, or in the app): none was excluded.")
+        notes.append(
+            "The model file records no support images (adapted before this was recorded, or in the app): none was excluded."
+        )
     hashes = data.image_hashes or [[""] * n for n in data.counts]
     files = data.image_names or [[str(j) for j in range(n)] for n in data.counts]
     x_all = torch.cat([data.images[i] for i in known])
@@ -165,7 +175,9 @@ def build_report(
     scored = np.array([h not in (support or set()) for i in known for h in hashes[i]], bool)
     excluded = int((~scored).sum())
     if not scored.any():
-        raise ValueError(f"every image of {data.source} was in the model's support set; nothing is left to score")
+        raise ValueError(
+            f"every image of {data.source} was in the model's support set; nothing is left to score"
+        )
 
     learner = ck.learner
     fast = embeds_once(learner)
@@ -212,8 +224,12 @@ def build_report(
     else:
         margins = tuple(sorted({*M.DEFAULT_MARGINS, options.min_margin}))
         confidences = tuple(sorted({*M.DEFAULT_CONFIDENCES, options.min_confidence}))
-        thresholds = M.threshold_sweep(probs, y, defect, confidences=confidences, margins=margins, costs=options.costs)
-        current = M.threshold_point(probs, y, defect, options.min_confidence, options.min_margin, options.costs)
+        thresholds = M.threshold_sweep(
+            probs, y, defect, confidences=confidences, margins=margins, costs=options.costs
+        )
+        current = M.threshold_point(
+            probs, y, defect, options.min_confidence, options.min_margin, options.costs
+        )
         suggested = M.suggest_thresholds(thresholds)
 
     x_scored_idx = np.flatnonzero(scored)
@@ -234,7 +250,9 @@ def build_report(
             if point is not None:
                 curve.append(point)
         if not curve:
-            notes.append(f"Too few images per class for the shots curve (K in {list(options.shots)} needs K + 1).")
+            notes.append(
+                f"Too few images per class for the shots curve (K in {list(options.shots)} needs K + 1)."
+            )
 
     bins = M.calibration_bins(conf, top == y)
     report_data = {
@@ -275,4 +293,3 @@ def _git() -> str | None:
     from core.storage.checkpoint import git_commit
 
     return git_commit()
-

@@ -56,7 +56,10 @@ def csv_files(report: LabReport) -> dict[str, bytes]:
         [[c.name, c.support, c.predicted, c.precision.value, c.precision.low, c.precision.high, c.recall.value,
           c.recall.low, c.recall.high, c.f1, c.f1_low, c.f1_high] for c in report.per_class],
     )  # fmt: skip
-    confusion = _csv(["true \\ predicted", *names], [[n, *row] for n, row in zip(names, report.confusion.tolist(), strict=True)])
+    confusion = _csv(
+        ["true \\ predicted", *names],
+        [[n, *row] for n, row in zip(names, report.confusion.tolist(), strict=True)],
+    )
     thresholds = _csv(
         ["min_confidence", "min_margin", "parts", "escapes", "defective", "escape_rate", "false_rejects",
          "ok_parts", "false_reject_rate", "checks", "check_rate", "cost_per_part"],
@@ -116,7 +119,9 @@ def write_report(report: LabReport, out: Path) -> dict[str, Path]:
     """Write every file into ``out`` (created); returns their paths by name."""
     out.mkdir(parents=True, exist_ok=True)
     files = csv_files(report)
-    files["metrics.json"] = json.dumps(report.metrics(), indent=2, allow_nan=False, default=_json_default).encode()
+    files["metrics.json"] = json.dumps(
+        report.metrics(), indent=2, allow_nan=False, default=_json_default
+    ).encode()
     files["report.html"] = render_html(report).encode("utf-8")
     paths: dict[str, Path] = {}
     for name, data in files.items():

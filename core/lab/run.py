@@ -80,7 +80,9 @@ def open_run_input(path: str | os.PathLike[str]) -> Iterator[RunInput]:
         return
     with open_image_tree(p) as tree:
         if not tree.members:
-            raise DataError(f"no images found in {p}; expected image files (.png, .jpg, .bmp, ...) or a video")
+            raise DataError(
+                f"no images found in {p}; expected image files (.png, .jpg, .bmp, ...) or a video"
+            )
         items = (Item(m.name, _member_loader(m.read)) for m in tree.members)
         yield RunInput(items, len(tree.members), tree.source)
 
@@ -139,7 +141,9 @@ def classify_items(
     """Rows in input order; decoding runs ``prefetch`` batches ahead in ``decode_threads`` threads."""
     pre = scorer.preprocess
     names = tuple(scorer.class_names)
-    with ThreadPoolExecutor(max_workers=max(1, decode_threads), thread_name_prefix="metainspect-decode") as pool:
+    with ThreadPoolExecutor(
+        max_workers=max(1, decode_threads), thread_name_prefix="metainspect-decode"
+    ) as pool:
         pending: deque[list[Future[tuple[str, np.ndarray | None, str]]]] = deque()
         chunks = _batches(items, batch)
         for chunk in chunks:
@@ -152,7 +156,10 @@ def classify_items(
 
 
 def _score(
-    scorer: Scorer, prepared: list[tuple[str, np.ndarray | None, str]], names: tuple[str, ...], policy: VerdictPolicy
+    scorer: Scorer,
+    prepared: list[tuple[str, np.ndarray | None, str]],
+    names: tuple[str, ...],
+    policy: VerdictPolicy,
 ) -> Iterator[RunRow]:
     good = [a for _, a, _ in prepared if a is not None]
     probs = scorer.probabilities(torch.from_numpy(np.stack(good))).double().numpy() if good else None

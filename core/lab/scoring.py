@@ -61,7 +61,9 @@ class Scorer:
         with torch.inference_mode():
             if self.batched:
                 return self.classifier.predict_proba(x).float().cpu()
-            return torch.cat([self.classifier.predict_proba(x[i : i + 1]) for i in range(len(x))]).float().cpu()
+            return (
+                torch.cat([self.classifier.predict_proba(x[i : i + 1]) for i in range(len(x))]).float().cpu()
+            )
 
 
 @dataclass(frozen=True)

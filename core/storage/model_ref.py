@@ -70,7 +70,9 @@ def load_model(
     with Workspace.open(root, cleanup=False) as ws:
         version = ws.models.active() if text == ACTIVE else ws.models.get(int(text))
         if version is None:
-            raise ValueError(f"workspace {root} has no active model version; adapt one or name a version number")
+            raise ValueError(
+                f"workspace {root} has no active model version; adapt one or name a version number"
+            )
         ck = ws.models.load(version)
     ck.learner.to(device)
     return ck

@@ -96,7 +96,12 @@ def test_threshold_point_counts_escapes_false_rejects_and_checks() -> None:
 
 def test_sweep_covers_the_grid_and_the_suggestion_has_least_cost() -> None:
     points = threshold_sweep(PROBS, TRUTH, DEFECT, confidences=[0.5, 0.8], margins=[0.0, 0.1])
-    assert [(p.min_margin, p.min_confidence) for p in points] == [(0.0, 0.5), (0.0, 0.8), (0.1, 0.5), (0.1, 0.8)]
+    assert [(p.min_margin, p.min_confidence) for p in points] == [
+        (0.0, 0.5),
+        (0.0, 0.8),
+        (0.1, 0.5),
+        (0.1, 0.8),
+    ]
     best = suggest_thresholds(points)
     assert (best.min_confidence, best.min_margin) == (0.8, 0.0)  # 0.8 checks the same parts at either margin
     # with checks costing more than an escape, checking nothing wins
@@ -128,5 +133,9 @@ def test_ok_class_is_found_by_name_or_given() -> None:
 def test_confident_mistakes_come_most_confident_first() -> None:
     mistakes = confident_mistakes(TRUTH, PROBS, CLASSES, limit=5)
     got = [(m.index, m.true_class, m.predicted_class) for m in mistakes]
-    assert got == [(2, "scratch", "ok"), (1, "ok", "scratch"), (3, "dent", "scratch")]  # a tie goes to the first
+    assert got == [
+        (2, "scratch", "ok"),
+        (1, "ok", "scratch"),
+        (3, "dent", "scratch"),
+    ]  # a tie goes to the first
     assert mistakes[0].confidence == pytest.approx(0.7)
