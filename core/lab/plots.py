@@ -80,8 +80,11 @@ def shots_plot(points: Sequence[ShotsPoint]) -> bytes:
         [p.shots for p in points], [p.accuracy for p in points], yerr=[p.ci95 for p in points],
         marker="o", capsize=3, color="#3b7dd8",
     )  # fmt: skip
+    from matplotlib.ticker import NullFormatter
+
     ax.set_xscale("log")
     ax.set_xticks([p.shots for p in points], [str(p.shots) for p in points])
+    ax.xaxis.set_minor_formatter(NullFormatter())  # no math-text labels (the bundle keeps no math fonts)
     ax.set(ylim=(0, 1.02), xlabel="support images per class (K)", ylabel="accuracy on the rest")
     ax.grid(alpha=0.3)
     return _png(fig)
