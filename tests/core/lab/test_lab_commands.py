@@ -190,3 +190,19 @@ def test_bad_input_is_one_line_and_exit_2(
     err = capsys.readouterr().err.strip()
     assert "Traceback" not in err and len(err.splitlines()) == 1, err
     assert message in err and err.startswith(f"metainspect-lab {command}: error:"), err
+
+
+def test_run_on_a_video_classifies_each_triggered_part(lab: dict[str, Path], tmp_path: Path) -> None:
+    from core.camera.source import open_source
+    from tests.core.camera.media import write_video
+
+    with open_source("synthetic:seed=1,defect_rate=0.5") as line:
+        frames = [frame.image for _, frame in zip(range(60), line, strict=False)]
+    video = write_video(tmp_path / "line.avi", frames)
+    out = tmp_path / "parts.csv"
+    assert (
+        main(["run", "--model", str(lab["model"]), "--data", str(video), "--out", str(out), "--quiet"]) == 0
+    )
+    with out.open() as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(r["file"].startswith("line.avi#frame=") and r["verdict"] for r in rows)
