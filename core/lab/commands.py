@@ -13,6 +13,10 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.storage.checkpoint import LoadedCheckpoint
 
 MODEL_HELP = "model file, 'default' (the shipped model), or with --workspace: 'active' or a version number"
 
@@ -108,7 +112,8 @@ def add_lab_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_report)
 
 
-def _setup(args: argparse.Namespace) -> object:
+def _setup(args: argparse.Namespace) -> LoadedCheckpoint:
+    """Threads, then the model that --model/--workspace names, on --device."""
     from core.runtime import resolve_device, set_cpu_threads
     from core.storage.model_ref import load_model
 
@@ -130,7 +135,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     gen = lab_adapt(
         base, args.support, out, shots=args.shots, seed=args.seed, steps=args.steps, subdir=args.subdir,
         base_ref=describe_model_ref(args.model, args.workspace), workspace=args.workspace, ok_class=args.ok_class,
-    )  # type: ignore[arg-type]  # fmt: skip
+    )  # fmt: skip
     with tqdm(desc="adapt", unit="step", file=sys.stderr, disable=args.quiet) as bar:
         while True:
             try:
@@ -160,7 +165,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     check_writable(out.parent)
     ck = _setup(args)
-    scorer = Scorer(ck)  # type: ignore[arg-type]
+    scorer = Scorer(ck)
     ok = find_ok_class(scorer.class_names, args.ok_class)
     defects = frozenset(c for c in scorer.class_names if ok is not None and c != ok)
     policy = VerdictPolicy(args.min_confidence, args.min_margin, defects)
@@ -217,7 +222,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     ck = _setup(args)
     gen = build_report(
         ck, args.data, options, subdir=args.subdir, model_ref=describe_model_ref(args.model, args.workspace)
-    )  # type: ignore[arg-type]
+    )
     current = ""
     with tqdm(desc="report", file=sys.stderr, disable=args.quiet) as bar:
         while True:
