@@ -206,3 +206,12 @@ def test_run_on_a_video_classifies_each_triggered_part(lab: dict[str, Path], tmp
     with out.open() as f:
         rows = list(csv.DictReader(f))
     assert rows and all(r["file"].startswith("line.avi#frame=") and r["verdict"] for r in rows)
+
+
+def test_model_names_resolve_or_say_what_is_wrong(tmp_path: Path) -> None:
+    assert load_model("default").path is not None
+    with pytest.raises(ValueError, match="add --workspace"):
+        load_model("3")
+    with pytest.raises(ValueError, match="not a MetaInspect workspace"):
+        load_model("active", workspace=tmp_path)
+    assert not any(tmp_path.iterdir())  # reading never creates a workspace
