@@ -267,7 +267,7 @@ class InspectionSession(QObject):
             return
         base = self.base
         assert base is not None
-        steps = self.prefs.adapt_steps
+        steps = self.prefs.adapt_steps or None  # 0: the model's own number of steps
 
         def run(cancel: threading.Event) -> Generator[Any, None, TaughtModel | None]:
             return (

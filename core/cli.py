@@ -1,4 +1,4 @@
-"""metainspect-lab: the headless command line (meta-train, evaluate, adapt, list).
+"""metainspect-lab: the headless command line (meta-train, evaluate, adapt, run, report, list).
 
 Each sub-command is one ``add_*`` function that builds its parser and names its handler; to add a command,
 write another ``add_*`` and list it in :data:`SUBCOMMANDS`. Errors a user can fix (bad path, corrupt
@@ -71,7 +71,11 @@ def add_meta_train(sub: argparse._SubParsersAction) -> None:
 
 def add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="N-way K-shot accuracy with a 95%% confidence interval")
-    p.add_argument("--checkpoint", required=True, help="checkpoint file, or 'default' for the shipped model")
+    p.add_argument(
+        "--checkpoint", "--model", dest="checkpoint", required=True,
+        help="model file, 'default' (the shipped model), or with --workspace: 'active' or a version number",
+    )  # fmt: skip
+    p.add_argument("--workspace", default=None, help="workspace folder (for 'active' or a version number)")
     _data(p)
     p.add_argument("--ways", type=int, default=5)
     p.add_argument("--shots", type=int, default=1)
@@ -84,16 +88,10 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_handler("cmd_evaluate"))
 
 
-def add_adapt(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("adapt", help="adapt a checkpoint to a labelled folder and save the classifier")
-    p.add_argument("--checkpoint", required=True, help="meta-trained checkpoint, or 'default'")
-    _data(p)
-    p.add_argument("--shots", type=int, required=True, help="support images per class (the rest are scored)")
-    p.add_argument("--steps", type=int, default=None, help="inner adaptation steps (default: the learner's)")
-    p.add_argument("--seed", type=int, default=0, help="which images form the support set")
-    p.add_argument("--out", required=True, help="adapted checkpoint file to write")
-    _common(p)
-    p.set_defaults(func=_handler("cmd_adapt"))
+def add_lab(sub: argparse._SubParsersAction) -> None:
+    from core.lab.commands import add_lab_commands  # adapt, run, report
+
+    add_lab_commands(sub)
 
 
 def add_list(sub: argparse._SubParsersAction) -> None:
@@ -179,7 +177,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_pretrain,
     add_build_model,
     add_evaluate,
-    add_adapt,
+    add_lab,
     add_list,
     add_workspace,
 ]

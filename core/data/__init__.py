@@ -2,7 +2,17 @@
 and class-disjoint splits."""
 
 from core.data.episodes import Augment, EpisodeSampler, split_by_folder, split_classes
-from core.data.folder import IMAGE_SUFFIXES, DataError, ImageFolderDataset, SkippedImage, decode_image
+from core.data.folder import (
+    IMAGE_SUFFIXES,
+    DataError,
+    ImageFolderDataset,
+    ImageMember,
+    ImageTree,
+    SkippedImage,
+    content_hash,
+    decode_image,
+    open_image_tree,
+)
 from core.data.pooled import PooledEpisodeSampler, source_groups
 
 __all__ = [
@@ -11,9 +21,13 @@ __all__ = [
     "DataError",
     "EpisodeSampler",
     "ImageFolderDataset",
+    "ImageMember",
+    "ImageTree",
     "PooledEpisodeSampler",
     "SkippedImage",
+    "content_hash",
     "decode_image",
+    "open_image_tree",
     "source_groups",
     "split_by_folder",
     "split_classes",
