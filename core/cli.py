@@ -89,9 +89,13 @@ def add_evaluate_anomaly(sub: argparse._SubParsersAction) -> None:
         "evaluate-anomaly",
         help="image AUROC of the anomaly scorer taught from K OK images (other classes count as defective)",
     )
-    p.add_argument("--checkpoint", required=True, help="checkpoint with an EfficientNet-Lite backbone, or 'default'")
+    p.add_argument(
+        "--checkpoint", required=True, help="checkpoint with an EfficientNet-Lite backbone, or 'default'"
+    )
     _data(p)
-    p.add_argument("--ok-class", required=True, help="class folder of the OK parts; every other class is defective")
+    p.add_argument(
+        "--ok-class", required=True, help="class folder of the OK parts; every other class is defective"
+    )
     p.add_argument("--shots", type=int, required=True, help="OK images the scorer is taught from per draw")
     p.add_argument("--draws", type=int, default=5, help="random draws of the taught OK images (default 5)")
     p.add_argument("--seed", type=int, default=0)

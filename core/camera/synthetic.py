@@ -366,7 +366,9 @@ def render_unseen_part(
         ``(x, y, w, h)`` of the burn in the crop.
     """
     sprite = render_sprite(rng, "ok", variant=variant, size=size)
-    solid = cv2.erode((sprite.alpha > 0.99).astype(np.uint8), np.ones((5, 5), np.uint8), iterations=max(1, size // 32))
+    solid = cv2.erode(
+        (sprite.alpha > 0.99).astype(np.uint8), np.ones((5, 5), np.uint8), iterations=max(1, size // 32)
+    )
     ys, xs = np.nonzero(solid)
     if ys.size == 0:
         ys, xs = np.nonzero(sprite.alpha > 0.5)
@@ -375,7 +377,9 @@ def render_unseen_part(
     radius = size * rng.uniform(0.04, 0.07)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     angle = np.arctan2(yy - cy, xx - cx)
-    wobble = 1.0 + 0.3 * np.sin(3 * angle + rng.uniform(0, 6.3)) + 0.15 * np.sin(5 * angle + rng.uniform(0, 6.3))
+    wobble = (
+        1.0 + 0.3 * np.sin(3 * angle + rng.uniform(0, 6.3)) + 0.15 * np.sin(5 * angle + rng.uniform(0, 6.3))
+    )
     dist = np.hypot(xx - cx, yy - cy) / (radius * wobble)
     burn = np.clip(1.3 - dist, 0.0, 1.0) * sprite.alpha
     burn = cv2.GaussianBlur(burn, (0, 0), max(0.8, radius / 4))[:, :, None]

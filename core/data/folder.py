@@ -404,9 +404,7 @@ def read_image_folders(path: str | Path, *, subdir: str | None = None) -> RawIma
         return _build_raw(members, folders, subdir, str(p))
 
 
-def _build_raw(
-    members: list[_Member], folders: set[str], subdir: str | None, source: str
-) -> RawImageFolders:
+def _build_raw(members: list[_Member], folders: set[str], subdir: str | None, source: str) -> RawImageFolders:
     members, folders, base = _select_subdir(members, folders, subdir, source)
     class_folders = _class_folders(members, folders, base)
     if not class_folders:
@@ -430,7 +428,14 @@ def _build_raw(
         for m in sorted(by_folder[folder], key=lambda m: m.name):
             try:
                 img = decode_image(m.read())
-            except (OSError, zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+            except (
+                OSError,
+                zipfile.BadZipFile,
+                zlib.error,
+                EOFError,
+                NotImplementedError,
+                RuntimeError,
+            ) as exc:
                 skipped.append(SkippedImage(m.name, f"cannot read: {type(exc).__name__}: {exc}"))
                 continue
             if img is None:

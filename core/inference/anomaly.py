@@ -349,3 +349,38 @@ def _reduce(distances: torch.Tensor, top_k: int) -> float:
 
 def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def anomaly_overlay(image: np.ndarray, score: AnomalyScore, strength: float = 0.55) -> np.ndarray:
+    """The part with its anomaly map drawn over it, as a BGR uint8 image of the same size (for the GUI).
+
+    The colour runs from transparent (patch distance at half the threshold or less) through yellow to red
+    (twice the threshold or more), so an OK part stays plain and the place of a defect glows.
+
+    Raises
+    ------
+    ValueError
+        ``score`` carries no patch map, or ``image`` is not an image.
+    """
+    from core.imaging.preprocess import to_channels
+
+    if score.patch_map is None:
+        raise ValueError("this anomaly score carries no map to draw")
+    bgr = to_channels(image, 3)[:, :, ::-1]  # to_channels gives RGB; back to OpenCV's BGR
+    bgr = np.ascontiguousarray(bgr if bgr.dtype == np.uint8 else np.clip(bgr, 0, 255).astype(np.uint8))
+    full = upsample_map(score.patch_map, bgr.shape[:2])
+    level = np.clip((full / max(score.threshold, 1e-12) - 0.5) / 1.5, 0.0, 1.0)  # 0.5x..2x threshold
+    # JET from green-yellow (128) to full red (224); past 224 it turns dark red again
+    heat = cv2.applyColorMap((128 + 96 * level).astype(np.uint8), cv2.COLORMAP_JET)
+    alpha = (strength * level)[:, :, None]
+    return (bgr * (1.0 - alpha) + heat * alpha).astype(np.uint8)
+
+
+def next_defect_name(existing: Sequence[str], stem: str = "new defect") -> str:
+    """A class name for a defect nobody has named yet: ``"new defect 1"``, ``"new defect 2"``, ... (the first
+    one not in ``existing``), for turning an unknown-defect part into a class with one key."""
+    taken = {n.casefold() for n in existing}
+    i = 1
+    while f"{stem} {i}".casefold() in taken:
+        i += 1
+    return f"{stem} {i}"

@@ -19,12 +19,13 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from core.inference.anomaly import AnomalyConfig, AnomalyError, AnomalyScorer, find_trunk
+from core.inference.anomaly import AnomalyConfig, AnomalyError, AnomalyScorer, find_trunk, next_defect_name
 from core.inference.live import LiveClassifier
 from core.inference.verdict import VerdictPolicy
-from core.storage import ModelVersion, Workspace
+from core.storage import ClassRecord, ModelVersion, Workspace
 from core.storage.checkpoint import LoadedCheckpoint, load_checkpoint
 from core.training.adapt import AdaptedModel, adapt_examples
 from core.training.progress import AdaptProgress, Cancellable
@@ -43,7 +44,7 @@ class TaughtModel:
     adapted: AdaptedModel | None
 
 
-def ok_images(ws: Workspace) -> tuple[str, list]:
+def ok_images(ws: Workspace) -> tuple[str, list[np.ndarray]]:
     """Name of the OK class and the images of every non-defect class's training examples.
 
     The name is that of the OK class with most examples (the class a part without an anomaly is called when
@@ -51,7 +52,7 @@ def ok_images(ws: Workspace) -> tuple[str, list]:
     """
     defects = {c.name for c in ws.classes.list() if c.is_defect}
     counts: dict[str, int] = {}
-    images = []
+    images: list[np.ndarray] = []
     for ex in ws.examples.list(split="train"):
         if ex.class_name not in defects:
             counts[ex.class_name] = counts.get(ex.class_name, 0) + 1
@@ -199,3 +200,29 @@ def restore_active(
         anomaly=teach_anomaly(ws, ck, anomaly),
     )
     return live, version
+
+
+#: Colour of classes made from unknown-defect parts (the verdict colour of an unknown defect).
+NEW_DEFECT_COLOUR = "#8250df"
+
+
+def new_defect_class_from_part(ws: Workspace, image: np.ndarray, *, source: str = "") -> ClassRecord:
+    """Turn a part (typically one rejected as an unknown defect) into the first example of a new defect class.
+
+    The class is named ``new defect N`` (rename it later), flagged as a defect and given the first free
+    shortcut key 1-9, if any; the part is stored as its first training example. Teach again (*Adapt*) for the
+    classifier to name it.
+
+    Raises
+    ------
+    ValueError, core.storage.StorageError
+        The class or the example could not be stored.
+    """
+    classes = ws.classes.list()
+    used = {c.shortcut for c in classes}
+    free = next((k for k in "123456789" if k not in used), None)
+    record = ws.classes.add(
+        next_defect_name([c.name for c in classes]), colour=NEW_DEFECT_COLOUR, is_defect=True, shortcut=free
+    )
+    ws.examples.add(image, record.name, source=source)
+    return record

@@ -15,7 +15,6 @@ from enum import StrEnum
 
 import numpy as np
 
-
 #: Class name of a part rejected by the anomaly score alone (no taught defect class explains it).
 UNKNOWN_DEFECT = "unknown defect"
 

@@ -106,7 +106,9 @@ def iter_evaluate_anomaly(
         ``shots < 2``, no OK image left to test, no defective image, or ``draws < 1``.
     """
     if shots < 2:
-        raise ValueError(f"--shots must be at least 2 (the threshold is calibrated leave-one-out), got {shots}")
+        raise ValueError(
+            f"--shots must be at least 2 (the threshold is calibrated leave-one-out), got {shots}"
+        )
     if draws < 1:
         raise ValueError(f"--draws must be at least 1, got {draws}")
     if len(ok_images) <= shots:
@@ -128,7 +130,9 @@ def iter_evaluate_anomaly(
         bad_idx = np.arange(len(defect_images))
         if max_defects_tested is not None and len(bad_idx) > max_defects_tested:
             bad_idx = np.sort(rng.permutation(len(defect_images))[:max_defects_tested])
-        scorer = AnomalyScorer.fit([ok_images[i] for i in taught], trunk, config, weights_sha256=weights_sha256)
+        scorer = AnomalyScorer.fit(
+            [ok_images[i] for i in taught], trunk, config, weights_sha256=weights_sha256
+        )
         ok_scores = scorer.scores([ok_images[i] for i in tested])
         bad_scores = scorer.scores([defect_images[i] for i in bad_idx])
         n_ok, n_bad = len(tested), len(bad_idx)

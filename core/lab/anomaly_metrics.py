@@ -83,5 +83,7 @@ def detection_at_false_reject(
 ) -> SweepPoint:
     """The sweep point that catches the most defective parts while rejecting at most ``max_false_reject``
     of the OK ones (detection rate = ``1 - escape_rate``)."""
-    allowed = [p for p in threshold_sweep(ok_scores, defect_scores) if p.false_reject_rate <= max_false_reject]
+    allowed = [
+        p for p in threshold_sweep(ok_scores, defect_scores) if p.false_reject_rate <= max_false_reject
+    ]
     return min(allowed, key=lambda p: (p.escape_rate, p.false_reject_rate))

@@ -179,7 +179,9 @@ def cmd_evaluate_anomaly(args: argparse.Namespace) -> int:
     )  # fmt: skip
 
     def shown() -> Iterator[Any]:
-        with tqdm(total=args.draws, desc="evaluate-anomaly", unit="draw", file=sys.stderr, disable=args.quiet) as bar:
+        with tqdm(
+            total=args.draws, desc="evaluate-anomaly", unit="draw", file=sys.stderr, disable=args.quiet
+        ) as bar:
             while True:
                 try:
                     rec = next(gen)

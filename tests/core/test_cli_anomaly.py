@@ -25,7 +25,9 @@ def labelled(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def test_evaluate_anomaly_json_gives_the_agreed_keys(labelled: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_anomaly_json_gives_the_agreed_keys(
+    labelled: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     argv = ["evaluate-anomaly", "--checkpoint", "default", "--data", str(labelled), "--ok-class", "good",
             "--shots", "6", "--draws", "2", "--seed", "1", "--json", "--quiet", "--threads", "1"]  # fmt: skip
     assert main(argv) == 0
@@ -74,7 +76,9 @@ def test_bad_input_is_one_line_on_stderr_with_exit_2(
     assert message in err
 
 
-def test_a_folder_with_only_the_ok_class_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_folder_with_only_the_ok_class_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "ok").mkdir()
     rng = np.random.default_rng(0)
     for i in range(4):

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from core.camera.synthetic import DEFECT_CLASSES, render_part, render_unseen_part
+from core.imaging.preprocess import Preprocess
 from core.inference import UNKNOWN_DEFECT, Decision, LiveClassifier, VerdictPolicy
 from core.inference.anomaly import (
     AnomalyConfig,
@@ -20,7 +21,6 @@ from core.inference.anomaly import (
     find_trunk,
     upsample_map,
 )
-from core.imaging.preprocess import Preprocess
 from core.lab.anomaly_metrics import detection_at_false_reject
 from core.models.efficientnet_lite import LiteTrunk, load_trunk
 
@@ -83,7 +83,9 @@ def test_the_anomaly_map_is_hottest_on_the_defect(trunk: LiteTrunk, scorer: Anom
 def test_ok_only_live_classifier_passes_ok_parts_and_rejects_unknown_defects(
     scorer: AnomalyScorer, line: dict[str, list[np.ndarray]]
 ) -> None:
-    live = LiveClassifier(None, Preprocess(224, 3, (0.5,) * 3, (0.25,) * 3), ["ok"], VerdictPolicy(), anomaly=scorer)
+    live = LiveClassifier(
+        None, Preprocess(224, 3, (0.5,) * 3, (0.25,) * 3), ["ok"], VerdictPolicy(), anomaly=scorer
+    )
     verdicts = live.classify(list(range(16)), line["ok"][:8] + line["crack"][:8])
     assert [v.decision for v in verdicts[:8]].count(Decision.OK) >= 7
     rejected = [v for v in verdicts[8:] if v.decision is Decision.REJECT]
