@@ -31,6 +31,7 @@ class AnomalyDraw:
     ok_scores: tuple[float, ...]
     defect_scores: tuple[float, ...]
     seconds: float
+    bank_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,7 @@ def iter_evaluate_anomaly(
             tuple(float(s) for s in ok_scores),
             tuple(float(s) for s in bad_scores),
             time.perf_counter() - t0,
+            scorer.bank_bytes,
         )
     return n_ok, n_bad
 
