@@ -57,6 +57,9 @@ class AnomalyConfig:
         Longest image side fed to the trunk; larger parts are shrunk to it (``None``: never).
     bank_size
         Most patches kept in the memory bank (greedy coreset above it): bounds memory and scoring time.
+    coreset_pool
+        Most patches the greedy selection looks at (a seeded random cut above it): the selection costs
+        ``pool x bank_size`` distance evaluations, so this bounds teaching time on many large images.
     projection_dim
         Random-projection dimension for the coreset selection distances.
     top_k
@@ -68,19 +71,22 @@ class AnomalyConfig:
     """
 
     variant: str = "lite0"
-    stages: tuple[int, ...] = (2, 3)
+    stages: tuple[int, ...] = (3, 4)
     neighbourhood: int = 3
     max_side: int | None = 640
-    bank_size: int = 16384
-    projection_dim: int = 128
+    bank_size: int = 4096
+    coreset_pool: int = 65536
+    projection_dim: int = 64
     top_k: int = 1
     false_reject_rate: float = 0.02
     seed: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stages", tuple(int(s) for s in self.stages))
-        if self.bank_size < 1 or self.projection_dim < 1 or self.top_k < 1:
-            raise ValueError("bank_size, projection_dim and top_k must be positive")
+        if min(self.bank_size, self.coreset_pool, self.projection_dim, self.top_k) < 1:
+            raise ValueError("bank_size, coreset_pool, projection_dim and top_k must be positive")
+        if self.coreset_pool < self.bank_size:
+            raise ValueError(f"coreset_pool ({self.coreset_pool}) must be at least bank_size ({self.bank_size})")
         if not 0.0 <= self.false_reject_rate < 1.0:
             raise ValueError(f"false_reject_rate must lie in [0, 1), got {self.false_reject_rate}")
         if self.max_side is not None and self.max_side < 32:
@@ -208,8 +214,14 @@ class AnomalyScorer:
                 progress("features", i + 1, len(images))
         all_feats = torch.cat(feats)
         source = torch.cat([torch.full((len(f),), i, dtype=torch.int32) for i, f in enumerate(feats)])
-        keep = greedy_coreset(all_feats, cfg.bank_size, projection_dim=cfg.projection_dim, seed=cfg.seed)
-        bank, bank_source = all_feats[keep], source[keep.to(source.device)].to(all_feats.device)
+        pool = torch.arange(all_feats.shape[0])
+        if len(pool) > cfg.coreset_pool:
+            gen = torch.Generator().manual_seed(cfg.seed)
+            pool = torch.randperm(len(pool), generator=gen)[: cfg.coreset_pool]
+        keep = pool[
+            greedy_coreset(all_feats[pool], cfg.bank_size, projection_dim=cfg.projection_dim, seed=cfg.seed)
+        ]
+        bank, bank_source = all_feats[keep], source[keep].to(all_feats.device)
         bank_sq = (bank * bank).sum(1)
         loo: list[float] = []
         for i, f in enumerate(feats):
