@@ -86,7 +86,9 @@ class AnomalyConfig:
         if min(self.bank_size, self.coreset_pool, self.projection_dim, self.top_k) < 1:
             raise ValueError("bank_size, coreset_pool, projection_dim and top_k must be positive")
         if self.coreset_pool < self.bank_size:
-            raise ValueError(f"coreset_pool ({self.coreset_pool}) must be at least bank_size ({self.bank_size})")
+            raise ValueError(
+                f"coreset_pool ({self.coreset_pool}) must be at least bank_size ({self.bank_size})"
+            )
         if not 0.0 <= self.false_reject_rate < 1.0:
             raise ValueError(f"false_reject_rate must lie in [0, 1), got {self.false_reject_rate}")
         if self.max_side is not None and self.max_side < 32:
