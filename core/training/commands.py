@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import numpy as np
@@ -166,7 +166,7 @@ def cmd_evaluate_anomaly(args: argparse.Namespace) -> int:
     """Image AUROC of the anomaly scorer over ``--draws`` draws of ``--shots`` OK images (app defaults)."""
     from core.data.folder import read_image_folders
     from core.inference.anomaly import AnomalyConfig, find_trunk
-    from core.lab.anomaly_eval import iter_evaluate_anomaly, split_ok_defective, summarise
+    from core.lab.anomaly_eval import AnomalyDraw, iter_evaluate_anomaly, split_ok_defective, summarise
 
     set_cpu_threads(args.threads)
     ck = load_checkpoint(args.checkpoint, device=resolve_device(args.device))
@@ -178,7 +178,8 @@ def cmd_evaluate_anomaly(args: argparse.Namespace) -> int:
         weights_sha256=str(getattr(ck.learner.model, "weights_sha256", "") or ""),
     )  # fmt: skip
 
-    def shown() -> Iterator[Any]:
+    def shown() -> Generator[AnomalyDraw, None, tuple[int, int]]:
+        """The draws, with a progress bar on stderr."""
         with tqdm(
             total=args.draws, desc="evaluate-anomaly", unit="draw", file=sys.stderr, disable=args.quiet
         ) as bar:
@@ -191,7 +192,7 @@ def cmd_evaluate_anomaly(args: argparse.Namespace) -> int:
                 bar.set_postfix(auroc=f"{rec.auroc:.4f}", refresh=False)
                 yield rec
 
-    result = summarise(shown(), shots=args.shots, ok_class=args.ok_class, defect_classes=names)  # type: ignore[arg-type]
+    result = summarise(shown(), shots=args.shots, ok_class=args.ok_class, defect_classes=names)
     if args.json:
         out = {**result.to_dict(), "checkpoint": str(ck.path), "sha256": ck.sha256, "data": data.source}
         print(json.dumps(out))
