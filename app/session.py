@@ -21,7 +21,13 @@ from core.camera import CaptureRunner, PartTrigger, SourceError, parse_spec
 from core.camera.synthetic import DEFECT_CLASSES
 from core.inference import Decision, LiveClassifier, VerdictPolicy
 from core.inference.pipeline import InspectionPipeline, PartResult
-from core.inference.teach import TaughtModel, TeachingError, restore_active, teach
+from core.inference.teach import (
+    TaughtModel,
+    TeachingError,
+    new_defect_class_from_part,
+    restore_active,
+    teach,
+)
 from core.redact import redact_source
 from core.runtime import resolve_device
 from core.storage import NewInspection, StorageError, Workspace
@@ -223,6 +229,20 @@ class InspectionSession(QObject):
                 log.warning("labelled part not embedded ahead: %s", exc)
         return True
 
+    def new_defect_from_latest(self) -> str | None:
+        """Make the newest part the first example of a new defect class (key N); the class name, or None."""
+        if not self.recent:
+            self.error.emit("No part has passed the camera yet; wait for one, then press N.")
+            return None
+        try:
+            record = new_defect_class_from_part(self.ws, self.recent[-1].crop.image, source=self.prefs.source)
+        except (StorageError, ValueError) as exc:
+            self.error.emit(f"The new defect class was not saved: {user_message(exc)}")
+            return None
+        self.classes_changed.emit()
+        self.examples_changed.emit()
+        return record.name
+
     def undo(self) -> bool:
         change = self.ws.examples.undo()
         self.examples_changed.emit()
@@ -289,6 +309,13 @@ class InspectionSession(QObject):
         if taught is None:
             self.adapt_finished.emit("Adaptation cancelled; the previous model stays in use.")
             return
+        if taught.version is None:  # OK examples only: the anomaly scorer alone
+            self._set_classifier(taught.classifier, None)
+            self.adapt_finished.emit(
+                "Learned what a good part looks like: parts unlike the OK examples are rejected as unknown "
+                "defects. Label defects and adapt again to name them."
+            )
+            return
         self._set_classifier(taught.classifier, taught.version.id)
         names = ", ".join(taught.classifier.class_names)
         self.adapt_finished.emit(f"Model version {taught.version.id} is live ({names}).")
@@ -298,7 +325,7 @@ class InspectionSession(QObject):
         self.adapt_finished.emit(f"{prefix}: {user_message(exc)}")
         self.error.emit(f"{prefix}: {user_message(exc)}")
 
-    def _set_classifier(self, classifier: LiveClassifier, model_id: int) -> None:
+    def _set_classifier(self, classifier: LiveClassifier, model_id: int | None) -> None:
         self.classifier = classifier
         self._model_id = model_id
         if self.pipeline is not None:
