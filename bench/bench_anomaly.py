@@ -94,9 +94,12 @@ def main() -> None:
     parser.add_argument("--max-defects-tested", type=int, default=150)
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--datasets", default=str(DATASETS))
+    parser.add_argument(
+        "--bank-size", type=int, default=None, help="override the default bank cap (a what-if)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
-    config = AnomalyConfig()
+    config = AnomalyConfig() if args.bank_size is None else AnomalyConfig(bank_size=args.bank_size)
     trunk, sha = load_trunk(config.variant)
     wanted = set(args.sets.split(","))
     shots = [int(s) for s in args.shots.split(",")]
