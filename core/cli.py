@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from core.runtime import DEVICE_CHOICES, keep_freed_memory
+from core.station.cli import add_station
 
 EXIT_USAGE = 2
 
@@ -180,6 +181,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_adapt,
     add_list,
     add_workspace,
+    add_station,
 ]
 
 

@@ -78,6 +78,8 @@ def teach(
     adapted = yield from adapt_examples(ck, pairs, steps=steps, cancel=cancel)
     if adapted is None:
         return None
+    # The version live before this one is its parent, so ``ws.models.rollback()`` can go back to it.
+    previous = ws.models.active()
     with tempfile.TemporaryDirectory(dir=ws.root) as tmp:
         path = Path(tmp) / "adapted.pt"
         sha = adapted.save(path, provenance={"base_checkpoint": ck.sha256, "examples": len(examples)})
@@ -89,6 +91,7 @@ def teach(
             backbone=str(ck.provenance.get("backbone", "")) if ck.provenance else "",
             example_ids=[ex.id for ex in examples],
             sha256=sha,
+            parent_id=previous.id if previous is not None else None,
             activate=True,
         )
     defects = frozenset(c.name for c in ws.classes.list() if c.is_defect)
