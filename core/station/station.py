@@ -211,6 +211,8 @@ class Station:
             if changed & TRIGGER_FIELDS:
                 self._new_trigger_wanted = True
             classifier = self._classifier
+        if "checkpoint" in changed:
+            self.base = None  # the next adaptation loads the new base model
         if classifier is not None and changed & POLICY_FIELDS:
             classifier.policy = self.policy()  # one attribute swap: the next part is judged by it
         if device != self.device:
