@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont, QKeySequence, QShortcut
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QFont, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -44,10 +44,7 @@ class ModelsView(QWidget):
         self.rollback_button = QPushButton("Roll back (Ctrl+Backspace)")
         self.activate_button.clicked.connect(self._activate_selected)
         self.rollback_button.clicked.connect(self.rollback_requested)
-        QShortcut(QKeySequence("Return"), self.table, activated=self._activate_selected,
-                  context=Qt.ShortcutContext.WidgetShortcut)  # fmt: skip
-        QShortcut(QKeySequence("Ctrl+Backspace"), self, activated=self.rollback_requested.emit,
-                  context=Qt.ShortcutContext.WidgetWithChildrenShortcut)  # fmt: skip
+        self.table.installEventFilter(self)
         self.summary = QLabel("No model version yet: label parts and press Adapt.")
         self.summary.setWordWrap(True)
         buttons = QHBoxLayout()
@@ -91,6 +88,19 @@ class ModelsView(QWidget):
             parent = f"; rolling back returns to v{live.parent_id}" if live.parent_id else ""
             self.summary.setText(f"Live: v{live.id} with {len(live.class_names)} classes{parent}.")
         self.rollback_button.setEnabled(live is not None and live.parent_id is not None)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.table and event.type() == QEvent.Type.KeyPress and isinstance(event, QKeyEvent):
+            if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+                self._activate_selected()
+                return True
+            if (
+                event.key() == Qt.Key.Key_Backspace
+                and event.modifiers() & Qt.KeyboardModifier.ControlModifier
+            ):
+                self.rollback_requested.emit()
+                return True
+        return super().eventFilter(watched, event)
 
     def selected_version(self) -> int | None:
         rows = self.table.selectionModel().selectedRows()
