@@ -142,6 +142,7 @@ class MainWindow(QMainWindow):
         right.addWidget(self.tabs)
         right.setStretchFactor(0, 2)
         right.setStretchFactor(1, 3)
+        right.setSizes([330, 450])  # the verdict with its bars and recent parts; the tabs below
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)
         split.addWidget(right)

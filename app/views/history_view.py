@@ -62,6 +62,7 @@ class HistoryView(QWidget):
         self.image.setStyleSheet("background: #202024; color: #ccc;")
         self.detail = QLabel()
         self.detail.setWordWrap(True)
+        self.detail.setFixedWidth(150)
         self.correct_to = QComboBox()
         self.correct_to.setAccessibleName("Correct the class to")
         self.correct_button = QPushButton("Correct && keep as example")
@@ -79,8 +80,8 @@ class HistoryView(QWidget):
         side.addWidget(self.image)
         side.addWidget(self.detail, 1)
         body = QHBoxLayout()
-        body.addWidget(self.table, 3)
-        body.addLayout(side, 1)
+        body.addWidget(self.table, 1)
+        body.addLayout(side, 0)
         layout = QVBoxLayout(self)
         layout.addWidget(self.messages)
         layout.addLayout(filters)
@@ -122,6 +123,7 @@ class HistoryView(QWidget):
             )  # fmt: skip
             for col, text in enumerate(cells):
                 self.table.setItem(row, col, QTableWidgetItem(text))
+        self.table.resizeColumnsToContents()
         self.count.setText(
             f"{len(self._rows)} parts shown" + (" (newest 500)" if len(self._rows) == 500 else "")
         )

@@ -52,7 +52,8 @@ class ShiftView(QWidget):
         if self._ws is None:
             return
         seconds, bucket = self.period.currentData()
-        series = shift_series(self._ws, time.time() - seconds, bucket)
+        now = time.time()
+        series = shift_series(self._ws, now - seconds, bucket)
         self.series = series
         self.counts_plot.clear()
         self.rate_plot.clear()
@@ -66,6 +67,7 @@ class ShiftView(QWidget):
             self.rate_plot.plot(
                 x, series.defect_rate, pen=pg.mkPen("#cf222e", width=2), symbol="o", symbolSize=6
             )
+        self.counts_plot.setXRange(now - seconds, now, padding=0.02)  # the whole period, however few points
         total = sum(series.totals.values())
         parts = ", ".join(f"{n}: {c}" for n, c in sorted(series.totals.items(), key=lambda kv: -kv[1]))
         self.totals.setText(

@@ -95,12 +95,13 @@ class VerdictPanel(QWidget):
             if item.widget() is not None:
                 item.widget().deleteLater()
         self.bars = {}
-        for row, name in enumerate(class_names):
+        for i, name in enumerate(class_names):
             bar = QProgressBar()
             bar.setRange(0, 100)
             bar.setFormat("%p%")
-            self.bars_layout.addWidget(QLabel(name), row, 0)
-            self.bars_layout.addWidget(bar, row, 1)
+            row, col = i // 2, 2 * (i % 2)  # two columns: six classes take three rows, not six
+            self.bars_layout.addWidget(QLabel(name), row, col)
+            self.bars_layout.addWidget(bar, row, col + 1)
             self.bars[name] = bar
 
     def show_waiting(self, message: str) -> None:
