@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from app.preferences import save_preferences
 from app.session import InspectionSession
+from app.views.adaptation_view import AdaptationView
 from app.views.examples_view import ExamplesView
 from app.views.frame_view import FrameView
 from app.views.history_view import HistoryView
@@ -81,6 +82,7 @@ class MainWindow(QMainWindow):
         self.history = HistoryView()
         self.review = ReviewView()
         self.shift = ShiftView()
+        self.adaptation = AdaptationView()
         self.messages = MessageBar()  # camera, log and settings messages: above the live view
         self.teach_messages = MessageBar()
         self.camera_label = QLabel("Camera starting…")
@@ -133,6 +135,7 @@ class MainWindow(QMainWindow):
         pages = (
             (_scrolled(teach_page), "&Teach"), (self.examples, "E&xamples"), (self.models, "&Models"),
             (self.history, "&History"), (self.review, "Re&view"), (self.shift, "S&hift"),
+            (self.adaptation, "&Adaptation"),
         )  # fmt: skip
         for page, title in pages:
             self.tabs.addTab(page, title)
@@ -172,6 +175,7 @@ class MainWindow(QMainWindow):
         s.adapt_started.connect(self.on_adapt_started)
         s.adapt_progress.connect(self.on_adapt_progress)
         s.adapt_finished.connect(self.on_adapt_finished)
+        s.adapt_summary.connect(lambda summary: self.adaptation.show_summary(summary, s.ws))
         s.message.connect(self.on_message)
         s.camera_status.connect(self.on_camera_status)
         s.settings_applied.connect(self.on_settings_applied)
@@ -186,6 +190,7 @@ class MainWindow(QMainWindow):
         self.models.rollback_requested.connect(s.rollback)
         self.examples.relabel_requested.connect(self.relabel_examples)
         self.examples.delete_requested.connect(self.delete_examples)
+        self.examples.split_requested.connect(self.move_examples)
         self.history.override_requested.connect(self.override)
         self.review.override_requested.connect(self.override)
 
@@ -224,6 +229,10 @@ class MainWindow(QMainWindow):
     def relabel_examples(self, ids: list[int], class_name: str) -> None:
         for example_id in ids:
             self.session.station.relabel_example(example_id, class_name)
+
+    def move_examples(self, ids: list[int], split: str) -> None:
+        for example_id in ids:
+            self.session.station.set_split(example_id, split)
 
     def delete_examples(self, ids: list[int]) -> None:
         for example_id in ids:

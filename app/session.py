@@ -24,6 +24,7 @@ from core.station import (
     AdaptFinished,
     AdaptStarted,
     AdaptStep,
+    AdaptSummarized,
     CameraStatus,
     ClassesChanged,
     ExamplesChanged,
@@ -82,6 +83,7 @@ class InspectionSession(QObject):
     adapt_started = Signal(int)  # total steps
     adapt_progress = Signal(object)  # AdaptProgress
     adapt_finished = Signal(str)  # message
+    adapt_summary = Signal(object)  # core.station.summary.AdaptSummary
     capture_state = Signal(str)  # "running", "stopped"
     camera_status = Signal(object)  # CameraStatus
     settings_applied = Signal(object)  # frozenset of changed field names
@@ -135,6 +137,8 @@ class InspectionSession(QObject):
             self.adapt_progress.emit(event.progress)
         elif isinstance(event, AdaptFinished):
             self.adapt_finished.emit(event.message)
+        elif isinstance(event, AdaptSummarized):
+            self.adapt_summary.emit(event.summary)
         elif isinstance(event, SettingsApplied):
             self.settings_applied.emit(event.changed)
         elif isinstance(event, Message):

@@ -22,7 +22,7 @@ class DigitKeysFirst(QObject):
     """Event filter: while the filtered widget has focus, digit and Delete keys go to it, not to the window's
     label shortcuts (1-9 label the newest part everywhere else)."""
 
-    KEYS = frozenset({*(getattr(Qt.Key, f"Key_{d}") for d in "123456789"), Qt.Key.Key_Delete})
+    KEYS = frozenset({*(getattr(Qt.Key, f"Key_{d}") for d in "123456789"), Qt.Key.Key_Delete, Qt.Key.Key_H})
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if (

@@ -27,6 +27,7 @@ class ExampleList(QListWidget):
 
     relabel = Signal(list, str)  # example ids, key
     delete = Signal(list)
+    holdout = Signal(list)
 
     def __init__(self) -> None:
         super().__init__()
@@ -49,6 +50,8 @@ class ExampleList(QListWidget):
             self.relabel.emit(self.selected_ids(), key)
         elif event.key() == Qt.Key.Key_Delete and self.selected_ids():
             self.delete.emit(self.selected_ids())
+        elif event.key() == Qt.Key.Key_H and self.selected_ids():
+            self.holdout.emit(self.selected_ids())
         else:
             super().keyPressEvent(event)
 
@@ -58,6 +61,7 @@ class ExamplesView(QWidget):
 
     relabel_requested = Signal(list, str)
     delete_requested = Signal(list)
+    split_requested = Signal(list, str)  # example ids, "train" or "holdout"
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -68,8 +72,9 @@ class ExamplesView(QWidget):
         self.list = ExampleList()
         self.list.relabel.connect(self._relabel_by_key)
         self.list.delete.connect(self.delete_requested)
+        self.list.holdout.connect(self._toggle_holdout)
         self.help = QLabel(
-            "Select thumbnails, then press a class key (1-9) to relabel or Delete to remove. Ctrl+Z undoes."
+            "Select thumbnails, then press a class key (1-9) to relabel, Delete to remove (Ctrl+Z undoes), H to move to the hold-out set (scored after adapting, never taught) or back."
         )
         self.help.setWordWrap(True)
         top = QHBoxLayout()
@@ -117,10 +122,18 @@ class ExamplesView(QWidget):
                     self.messages.show_message(f"Example {ex.id} cannot be shown: {exc}")
                     continue
                 self._icons[ex.image_hash] = icon
-            item = QListWidgetItem(icon, f"{ex.class_name}\n#{ex.id}")  # type: ignore[arg-type]
+            held = " hold-out" if ex.split == "holdout" else ""
+            item = QListWidgetItem(icon, f"{ex.class_name}\n#{ex.id}{held}")  # type: ignore[arg-type]
             item.setData(Qt.ItemDataRole.UserRole, ex.id)
             item.setToolTip(f"Example {ex.id}: {ex.class_name} ({ex.split})")
             self.list.addItem(item)
+
+    def _toggle_holdout(self, ids: list[int]) -> None:
+        ws = self._ws
+        if ws is None:
+            return
+        splits = {ws.examples.get(i).split for i in ids}
+        self.split_requested.emit(ids, "train" if splits == {"holdout"} else "holdout")
 
     def _relabel_by_key(self, ids: list[int], key: str) -> None:
         name = self._keys.get(key)

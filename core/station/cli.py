@@ -92,6 +92,7 @@ def cmd_station(args: argparse.Namespace) -> int:
     problems: list[str] = []
     with Workspace.open(args.workspace) as ws:
         station = Station(ws, settings)
+        station.summarize_after_adapt = False  # the report scores the line, not the examples
 
         def on_event(event: object) -> None:
             if isinstance(event, Message) and event.level != "info":

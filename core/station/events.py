@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from core.inference.pipeline import PartResult
+from core.station.summary import AdaptSummary
 from core.storage import ModelVersion
 from core.training.progress import AdaptProgress
 
@@ -78,6 +79,13 @@ class AdaptFinished:
 
 
 @dataclass(frozen=True)
+class AdaptSummarized:
+    """How the model that just went live does on the labelled examples (see :mod:`core.station.summary`)."""
+
+    summary: AdaptSummary
+
+
+@dataclass(frozen=True)
 class SettingsApplied:
     """``apply_settings`` took effect; ``changed`` names the fields that differ from before."""
 
@@ -102,6 +110,7 @@ StationEvent = (
     | AdaptStarted
     | AdaptStep
     | AdaptFinished
+    | AdaptSummarized
     | SettingsApplied
     | Message
 )

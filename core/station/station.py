@@ -34,6 +34,7 @@ from core.station.events import (
     AdaptFinished,
     AdaptStarted,
     AdaptStep,
+    AdaptSummarized,
     CameraStatus,
     ClassesChanged,
     EventHub,
@@ -47,6 +48,7 @@ from core.station.events import (
 from core.station.models import load_version, workspace_policy
 from core.station.settings import CAPTURE_FIELDS, POLICY_FIELDS, TRIGGER_FIELDS, StationSettings
 from core.station.stats import LineStats
+from core.station.summary import summarize
 from core.storage import Example, ModelVersion, NewInspection, Workspace
 from core.storage.checkpoint import LoadedCheckpoint, load_checkpoint
 from core.training.progress import AdaptProgress, Cancellable, is_cancelled
@@ -98,6 +100,9 @@ class Station:
         self._writer = workspace.inspections.buffered_writer(max_rows=64, max_delay_s=1.0)
         self._log_state = (False, False)
         self._closed = False
+        self.summarize_after_adapt = (
+            True  # score the labelled examples after each adaptation (AdaptSummarized)
+        )
 
     # ---- state -------------------------------------------------------------------------------------------
     @property
@@ -388,6 +393,10 @@ class Station:
     def relabel_example(self, example_id: int, class_name: str) -> bool:
         return self._edit("Relabelling", lambda: self.ws.examples.relabel(example_id, class_name))
 
+    def set_split(self, example_id: int, split: str) -> bool:
+        """Move an example to the hold-out split (scored after each adaptation, never taught) or back."""
+        return self._edit("Moving", lambda: self.ws.examples.set_split(example_id, split))  # type: ignore[arg-type]
+
     def delete_example(self, example_id: int) -> bool:
         return self._edit("Deleting", lambda: self.ws.examples.delete(example_id))
 
@@ -475,6 +484,14 @@ class Station:
         self.events.emit(
             AdaptFinished(f"Model version {taught.version.id} is live ({names}).", taught.version.id)
         )
+        if self.summarize_after_adapt:
+            # After going live: the line is already judged by the new model while its examples are scored.
+            try:
+                summary = summarize(self.ws, taught.classifier, taught.version.id)
+            except USER_ERRORS as exc:
+                self._message("teach", f"The new model could not be checked: {describe_error(exc)}")
+            else:
+                self.events.emit(AdaptSummarized(summary))
         return taught
 
     def activate(self, version_id: int) -> ModelVersion | None:

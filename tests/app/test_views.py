@@ -163,3 +163,41 @@ def test_message_bar_keeps_messages_until_dismissed_and_counts_repeats(qtbot: Qt
     assert bar.texts() == ["Disk full"]
     bar._rows[0].close_button.click()
     assert not bar.isVisible()
+
+
+def test_adaptation_view_shows_per_class_scores_and_the_wrong_examples(qtbot: QtBot, ws: Workspace) -> None:
+    from app.views.adaptation_view import AdaptationView
+    from core.station.summary import AdaptSummary, ClassScore, WrongExample
+
+    example = ws.examples.list("dent")[0]
+    summary = AdaptSummary(
+        2,
+        "train",
+        (ClassScore("dent", 2, 1), ClassScore("ok", 2, 2)),
+        (WrongExample(example.id, "dent", "ok", 0.7),),
+    )
+    view = AdaptationView()
+    qtbot.addWidget(view)
+    view.show_summary(summary, ws)
+    assert "v2" in view.header.text() and "75%" in view.header.text() and "hold-out (H)" in view.header.text()
+    assert view.table.rowCount() == 2 and view.table.item(0, 3).text() == "50%"
+    assert view.wrong.count() == 1 and "model says ok" in view.wrong.item(0).text()
+    assert not view.wrong.item(0).icon().isNull()
+
+
+def test_examples_view_moves_the_selection_to_hold_out_with_h(qtbot: QtBot, ws: Workspace) -> None:
+    view = ExamplesView()
+    qtbot.addWidget(view)
+    view.refresh(ws)
+    view.show()
+    view.list.setFocus()
+    view.list.item(0).setSelected(True)
+    with qtbot.waitSignal(view.split_requested) as moved:
+        qtbot.keyClick(view.list, Qt.Key.Key_H)
+    assert moved.args[1] == "holdout" and len(moved.args[0]) == 1
+    ws.examples.set_split(moved.args[0][0], "holdout")
+    view.refresh(ws)
+    with qtbot.waitSignal(view.split_requested) as back:
+        view.list.item(0).setSelected(True)
+        qtbot.keyClick(view.list, Qt.Key.Key_H)
+    assert back.args == [moved.args[0], "train"]

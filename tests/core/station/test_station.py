@@ -224,3 +224,27 @@ def test_an_override_turns_the_part_into_an_example(tmp_path: Path, small_checkp
     assert example is not None and example.class_name == "dent"
     assert station.ws.inspections.get(row).override == "dent"
     station.close()
+
+
+def test_each_adaptation_is_scored_on_the_hold_out_examples_when_there_are_any(
+    tmp_path: Path, small_checkpoint: Path
+) -> None:
+    from core.station import AdaptSummarized
+
+    station = _station(tmp_path, small_checkpoint)
+    summaries: list[AdaptSummarized] = []
+    station.events.subscribe(lambda e: summaries.append(e) if isinstance(e, AdaptSummarized) else None)
+    _teach(station, per_class=2)
+    first = summaries[-1].summary
+    assert first.split == "train" and first.examples == 12 and first.version_id == station.version.id
+    assert len(first.classes) == 6 and first.accuracy is not None
+    assert len(first.wrong) == sum(c.examples - c.correct for c in first.classes)
+
+    held = [ex for ex in station.ws.examples.list() if ex.class_name in ("ok", "dent")][:2]
+    for ex in held:
+        assert station.set_split(ex.id, "holdout")
+    _drive(station.adapt())
+    second = summaries[-1].summary
+    assert second.split == "holdout" and second.examples == 2
+    assert {c.name for c in second.classes} <= {"ok", "dent"}
+    station.close()
