@@ -6,6 +6,7 @@ It only lays out views and forwards what they ask for to the session; the statio
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QColor, QKeySequence, QShortcut
@@ -34,6 +35,7 @@ from app.views.settings_dialog import SettingsDialog
 from app.views.shift_view import ShiftView
 from app.views.teach_panel import TeachPanel
 from app.views.training_panel import TrainingPanel
+from app.views.training_view import TrainingView
 from app.views.verdict_panel import DECISION_COLOURS, VerdictPanel
 from core.inference import LiveClassifier
 from core.inference.pipeline import PartResult
@@ -83,6 +85,7 @@ class MainWindow(QMainWindow):
         self.review = ReviewView()
         self.shift = ShiftView()
         self.adaptation = AdaptationView()
+        self.meta_training = TrainingView(session.ws.root / "trained")
         self.messages = MessageBar()  # camera, log and settings messages: above the live view
         self.teach_messages = MessageBar()
         self.camera_label = QLabel("Camera starting…")
@@ -98,6 +101,7 @@ class MainWindow(QMainWindow):
         self._drawn_frame_id = -1
         self._camera_status = CameraStatus("connecting")
         self._log_dirty = True
+        self._examples_dirty = True
         self._build_layout()
         self._connect()
         self._shortcuts()
@@ -135,7 +139,7 @@ class MainWindow(QMainWindow):
         pages = (
             (_scrolled(teach_page), "&Teach"), (self.examples, "E&xamples"), (self.models, "&Models"),
             (self.history, "&History"), (self.review, "Re&view"), (self.shift, "S&hift"),
-            (self.adaptation, "&Adaptation"),
+            (self.adaptation, "&Adaptation"), (self.meta_training, "T&raining"),
         )  # fmt: skip
         for page, title in pages:
             self.tabs.addTab(page, title)
@@ -192,6 +196,11 @@ class MainWindow(QMainWindow):
         self.examples.delete_requested.connect(self.delete_examples)
         self.examples.split_requested.connect(self.move_examples)
         self.history.override_requested.connect(self.override)
+        self.meta_training.start_requested.connect(self.start_training)
+        self.meta_training.cancel_requested.connect(s.cancel_training)
+        self.meta_training.use_requested.connect(self.use_trained_model)
+        s.training_progress.connect(self.meta_training.add_records)
+        s.training_finished.connect(self.meta_training.finished)
         self.review.override_requested.connect(self.override)
 
     def _shortcuts(self) -> None:
@@ -243,15 +252,32 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Corrected to {class_name}; kept as a labelled example.", 4000)
         self.refresh_log_views(force=True)
 
+    def start_training(self, config: object, data: str, out: str) -> None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        if self.session.start_training(config, data, out):  # type: ignore[arg-type]
+            self.meta_training.started(config.iterations)  # type: ignore[attr-defined]
+
+    def use_trained_model(self, path: str) -> None:
+        self.session.use_as_base_model(path)
+        self.statusBar().showMessage(f"The next adaptation teaches from {path}.", 8000)
+
     def refresh_classes(self) -> None:
+        """After labels or classes changed: the teach buttons now, the examples when their tab is shown."""
         ws = self.session.ws
         self.teach.set_classes(ws.classes.list(), ws.examples.counts())
-        self.examples.refresh(ws)
-        self.history.refresh(ws)
-        self.review.refresh(ws)
+        self.history.set_classes(ws)
+        self._examples_dirty = True
+        if self.tabs.currentWidget() is self.examples:
+            self.refresh_examples()
+
+    def refresh_examples(self) -> None:
+        self._examples_dirty = False
+        self.examples.refresh(self.session.ws)
 
     def refresh_log_views(self, force: bool = False) -> None:
         """Re-read the log for the visible log view (history, review, shift) when parts arrived."""
+        if self.tabs.currentWidget() is self.examples and self._examples_dirty:
+            self.refresh_examples()
         if not (self._log_dirty or force):
             return
         self._log_dirty = False
@@ -315,7 +341,10 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message, 8000)
 
     def on_message(self, message: Message) -> None:
-        bars = {"teach": self.teach_messages, "model": self.models.messages, "history": self.history.messages}
+        bars = {
+            "teach": self.teach_messages, "model": self.models.messages, "history": self.history.messages,
+            "training": self.meta_training.messages,
+        }  # fmt: skip
         bar = bars.get(message.topic, self.messages)
         if message.level == "info":
             self.statusBar().showMessage(message.text, 8000)

@@ -36,12 +36,14 @@ def render(out: Path, *, checkpoint: str = "default", parts: int = 30) -> list[P
 
     from app.main import build_window
     from app.preferences import Preferences
+    from app.refcount_guard import guard_singletons
     from app.views.settings_dialog import SettingsDialog
     from core.runtime import set_cpu_threads
     from core.storage import Workspace
 
     set_cpu_threads()
     app = QApplication.instance() or QApplication([sys.argv[0]])
+    guard_singletons()
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="metainspect-shots-") as tmp:

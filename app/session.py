@@ -14,10 +14,11 @@ from collections.abc import Callable, Generator
 from dataclasses import replace
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.preferences import Preferences
 from app.workers.tasks import CancellableTask
+from core.config import TrainConfig
 from core.inference import LiveClassifier
 from core.inference.pipeline import PartResult
 from core.station import (
@@ -38,6 +39,7 @@ from core.station import (
     describe_error,
 )
 from core.storage import Workspace
+from core.training.background import BackgroundTraining
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,8 @@ class InspectionSession(QObject):
     camera_status = Signal(object)  # CameraStatus
     settings_applied = Signal(object)  # frozenset of changed field names
     message = Signal(object)  # core.station.Message
+    training_progress = Signal(list)  # new TrainProgress records of the background run
+    training_finished = Signal(str, object)  # message, checkpoint path (None when it failed)
     error = Signal(str)  # the text of every error-level message
 
     def __init__(
@@ -100,6 +104,10 @@ class InspectionSession(QObject):
         self._capture: CancellableTask | None = None
         self._adapt: CancellableTask | None = None
         self._model_task: CancellableTask | None = None
+        self.training: BackgroundTraining | None = None
+        self._training_timer = QTimer(self)
+        self._training_timer.setInterval(250)
+        self._training_timer.timeout.connect(self._poll_training)
 
     # ---- what views read ---------------------------------------------------------------------------------
     @property
@@ -204,6 +212,8 @@ class InspectionSession(QObject):
 
     def busy(self) -> str | None:
         """What long work is running (for "quit anyway?"), or None."""
+        if self.training is not None and self.training.running:
+            return "a training run"
         if self.adapting():
             return "an adaptation"
         if self._model_task is not None and not self._model_task.done:
@@ -251,11 +261,58 @@ class InspectionSession(QObject):
     def wait_model_task(self, timeout_s: float = 10.0) -> bool:
         return self._model_task is None or self._model_task.wait(timeout_s)
 
+    # ---- meta-training in a separate process --------------------------------------------------------------
+    def start_training(self, config: TrainConfig, data: str, out: str) -> bool:
+        """Start meta-training on ``data`` in a child process; progress comes as ``training_progress``."""
+        if self.training is not None and self.training.running:
+            self.message.emit(
+                Message("training", "A training run is already going; cancel it first.", "warning")
+            )
+            return False
+        try:
+            self.training = BackgroundTraining(config, data, out).start()
+        except (OSError, ValueError) as exc:
+            self._report("training", exc)
+            return False
+        self._training_timer.start()
+        return True
+
+    def cancel_training(self) -> None:
+        if self.training is not None:
+            self.training.cancel()
+
+    def _poll_training(self) -> None:
+        run = self.training
+        if run is None:
+            self._training_timer.stop()
+            return
+        fresh = run.poll()
+        if fresh:
+            self.training_progress.emit(fresh)
+        if run.finished:
+            self._training_timer.stop()
+            last = run.history[-1] if run.history else None
+            if run.error is not None:
+                self.training_finished.emit(f"Training failed: {run.error}", None)
+            elif last is not None and last.cancelled:
+                self.training_finished.emit(
+                    f"Training cancelled at iteration {last.iteration}.", str(run.out)
+                )
+            else:
+                self.training_finished.emit(f"Training finished: {run.out}", str(run.out))
+
+    def use_as_base_model(self, checkpoint: str) -> None:
+        """Teach from ``checkpoint`` from now on (the next adaptation loads it)."""
+        self.apply_preferences(replace(self.prefs, checkpoint=checkpoint))
+
     # ---- shutdown ----------------------------------------------------------------------------------------
     def close(self) -> None:
         """Stop workers, flush the inspection log and release the workspace lock."""
         self.stop_capture()
         self.cancel_adaptation()
+        self._training_timer.stop()
+        if self.training is not None:
+            self.training.stop()
         for task in (self._adapt, self._model_task):
             if task is not None and not task.wait(30.0):
                 log.warning("a worker did not stop within 30 s")

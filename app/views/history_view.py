@@ -91,7 +91,12 @@ class HistoryView(QWidget):
         self._rows: list[Inspection] = []
 
     def refresh(self, ws: Workspace) -> None:
-        """Reload the class lists and the table (after classes change or parts were logged)."""
+        """Reload the class lists and the table."""
+        self.set_classes(ws)
+        self.reload()
+
+    def set_classes(self, ws: Workspace) -> None:
+        """Update the class lists only (cheap; the table is re-read by :meth:`reload`)."""
         self._ws = ws
         names = [c.name for c in ws.classes.list()]
         current = self.predicted.currentText()
@@ -102,7 +107,6 @@ class HistoryView(QWidget):
         self.predicted.blockSignals(False)
         self.correct_to.clear()
         self.correct_to.addItems(names)
-        self.reload()
 
     def reload(self) -> None:
         ws = self._ws

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QIcon, QKeyEvent
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
 from app.views.common import DigitKeysFirst, digit, thumbnail
@@ -54,6 +54,9 @@ class ReviewView(QWidget):
         self._ws: Workspace | None = None
         self._ids: list[tuple[int, str]] = []
         self._keys: dict[str, str] = {}
+        self._icons: dict[
+            str, QIcon
+        ] = {}  # image hash -> thumbnail: parts stay in the queue across refreshes
 
     def refresh(self, ws: Workspace) -> None:
         self._ws = ws
@@ -67,7 +70,10 @@ class ReviewView(QWidget):
             item = QListWidgetItem(text)
             if r.image_hash:
                 try:
-                    item.setIcon(thumbnail(ws.images.load(r.image_hash), 64))
+                    icon = self._icons.get(r.image_hash)
+                    if icon is None:
+                        icon = self._icons[r.image_hash] = thumbnail(ws.images.load(r.image_hash), 64)
+                    item.setIcon(icon)
                 except (StorageError, ValueError):
                     item.setText(text + " (image unreadable)")
             self.list.addItem(item)

@@ -22,7 +22,7 @@ from core.training.progress import AdaptProgress
 log = logging.getLogger(__name__)
 
 CameraState = Literal["connecting", "running", "reconnecting", "lost", "ended", "stopped"]
-Topic = Literal["camera", "model", "teach", "log", "settings", "history"]
+Topic = Literal["camera", "model", "teach", "log", "settings", "history", "training"]
 Level = Literal["error", "warning", "info"]
 
 

@@ -275,10 +275,11 @@ class Station:
             The source cannot be used (unknown scheme, bad options).
         """
         pipeline = InspectionPipeline(
-            self._new_runner(self._settings), self._new_trigger(), self.classifier, self._on_results
+            self._new_runner(self._settings), self._new_trigger(), None, self._on_results
         )
-        with self._lock:
+        with self._lock:  # under the lock: a model activated meanwhile reaches this pipeline, not a stale one
             self._pipeline = pipeline
+            pipeline.set_classifier(self._classifier)
             self._new_trigger_wanted = False
         self._camera.set(CameraStatus("connecting"))
         pipeline.runner.start()
