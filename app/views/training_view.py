@@ -49,14 +49,10 @@ class TrainingView(QWidget):
         self.backbone = QComboBox()
         self.backbone.addItems(list_models())
         self.backbone.setCurrentText("conv4")
-        self.ways, self.shots, self.iterations, self.image_size = (
-            QSpinBox(),
-            QSpinBox(),
-            QSpinBox(),
-            QSpinBox(),
-        )
+        self.ways, self.shots, self.iterations = QSpinBox(), QSpinBox(), QSpinBox()
+        self.image_size, self.val_every = QSpinBox(), QSpinBox()
         for box, lo, hi, value in ((self.ways, 2, 20, 5), (self.shots, 1, 20, 1), (self.iterations, 1, 100000, 500),
-                                   (self.image_size, 16, 224, 28)):  # fmt: skip
+                                   (self.image_size, 16, 224, 28), (self.val_every, 0, 100000, 50)):  # fmt: skip
             box.setRange(lo, hi)
             box.setValue(value)
         self.channels = QComboBox()
@@ -86,6 +82,7 @@ class TrainingView(QWidget):
         form.addRow("Backbone", self.backbone)
         form.addRow("Ways / shots", self._pair(self.ways, self.shots))
         form.addRow("Iterations", self.iterations)
+        form.addRow("Validate every (0: never)", self.val_every)
         form.addRow("Image size / channels", self._pair(self.image_size, self.channels))
         buttons = QHBoxLayout()
         for b in (self.start_button, self.cancel_button, self.use_button):
@@ -120,7 +117,7 @@ class TrainingView(QWidget):
             "algo": self.algo.currentText(), "backbone": self.backbone.currentText(), "ways": self.ways.value(),
             "shots": self.shots.value(), "queries": 5, "iterations": self.iterations.value(),
             "image_size": self.image_size.value(), "channels": 1 if self.channels.currentIndex() == 0 else 3,
-            "val_every": max(1, self.iterations.value() // 10), "val_episodes": 20,
+            "val_every": self.val_every.value(), "val_episodes": 20,
             "checkpoint_every": 0, "device": "auto", "width": 32,
         })  # fmt: skip
 
@@ -154,15 +151,19 @@ class TrainingView(QWidget):
         self.acc_curve.setData(its, [r.accuracy for r in self._records])
         val = [(r.iteration, r.val_accuracy) for r in self._records if r.val_accuracy is not None]
         self.val_curve.setData([v[0] for v in val], [v[1] for v in val])
-        if self._records:
-            last = self._records[-1]
-            self.status.setText(
-                f"Iteration {last.iteration} of {last.iterations}: loss {last.meta_loss:.3f}, "
-                f"accuracy {last.accuracy:.0%}, {last.tasks_per_s:.1f} tasks/s"
-            )
+        self.status.setText(self._progress_text())
+
+    def _progress_text(self) -> str:
+        if not self._records:
+            return ""
+        last = self._records[-1]
+        return (
+            f"Iteration {last.iteration} of {last.iterations}: loss {last.meta_loss:.3f}, "
+            f"accuracy {last.accuracy:.0%}, {last.tasks_per_s:.1f} tasks/s"
+        )
 
     def finished(self, message: str, path: object) -> None:
-        self.status.setText(message)
+        self.status.setText(f"{message}\n{self._progress_text()}".strip())
         self._result = str(path) if path else None
         self.start_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
