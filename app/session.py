@@ -39,6 +39,7 @@ from core.station import (
     describe_error,
 )
 from core.storage import Workspace
+from core.storage.checkpoint import LoadedCheckpoint
 from core.training.background import BackgroundTraining
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,11 @@ class InspectionSession(QObject):
     @property
     def ws(self) -> Workspace:
         return self.station.ws
+
+    @property
+    def base(self) -> LoadedCheckpoint | None:
+        """The meta-trained model taught from (None until loaded)."""
+        return self.station.base
 
     @property
     def classifier(self) -> LiveClassifier | None:

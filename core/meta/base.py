@@ -139,6 +139,8 @@ class AdaptedClassifier:
         self._logits_fn = logits_fn
         self.n_classes = n_classes
         self.chunk_size = max(1, int(chunk_size))
+        #: logits ``(B, N)`` of the support set, when the learner has them already (else ``None``)
+        self.support_logits: torch.Tensor | None = None
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, N)`` for images ``x`` ``(B, C, H, W)``, computed in chunks without autograd."""
@@ -336,6 +338,14 @@ class MetaLearner(nn.Module):
         (and lets the caller stop early); learners without steps never call it.
         """
         raise NotImplementedError
+
+    def warm(self, x: torch.Tensor) -> None:
+        """Prepare for an :meth:`adapt` that will include support images ``x`` (called when a part is labelled).
+
+        Learners whose adaptation starts from a fixed embedding compute and keep it here, so adapting later
+        costs only the fitting; the default does nothing.
+        """
+        del x
 
     def hyper(self) -> dict[str, Any]:
         """Learner-specific hyper-parameters (JSON-able) for :meth:`config`."""

@@ -9,7 +9,8 @@ stopping early once the support loss stops falling. ``inner_steps=0`` is the pro
 
 Because the embedding is frozen, adaptation and evaluation work on embeddings: :meth:`FineTuneHead.embed_views`
 then :func:`fit_head`. The evaluation loop uses that to embed each image once for all its episodes, with the
-very same fitting code the app runs.
+very same fitting code the app runs. The app embeds each example when it is labelled (:meth:`FineTuneHead.warm`,
+kept in an :class:`~core.meta.embedding_cache.EmbeddingCache`), so *Adapt* itself only fits the head.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from core.meta.base import (
     eval_chunks,
     support_classes,
 )
+from core.meta.embedding_cache import EmbeddingCache, tensor_digest
 from core.meta.registry import register_learner
 
 
@@ -163,6 +165,17 @@ class FineTuneHead(MetaLearner):
         self.chunk_size = int(chunk_size)
         # learned temperature of the episodic (meta-training) objective, as in Meta-Baseline
         self.log_scale = nn.Parameter(torch.tensor(math.log(self.scale)))
+        # support embeddings by image content, reused across adaptations (emptied whenever training starts)
+        self.cache = EmbeddingCache()
+
+    def train(self, mode: bool = True) -> FineTuneHead:
+        if mode:
+            self.cache.clear()  # the embedding may change while training: never serve an old one
+        return super().train(mode)
+
+    def _load_from_state_dict(self, *args: object, **kwargs: object) -> None:
+        self.cache.clear()
+        super()._load_from_state_dict(*args, **kwargs)  # type: ignore[arg-type]
 
     def hyper(self) -> dict[str, object]:
         return {
@@ -184,9 +197,25 @@ class FineTuneHead(MetaLearner):
         """Embeddings ``(B, D)`` of prepared images ``(B, C, H, W)`` (eval mode, no autograd)."""
         return eval_chunks(self.model, self.model.features, x, self.chunk_size, "input")
 
-    def embed_views(self, x: torch.Tensor) -> torch.Tensor:
-        """Embeddings ``(V, B, D)`` of the images under this learner's support views."""
-        return torch.stack([self.embed(v) for v in tensor_views(x, self.views)])
+    def embed_views(self, x: torch.Tensor, cached: bool = False) -> torch.Tensor:
+        """Embeddings ``(V, B, D)`` of the images under this learner's support views.
+
+        ``cached`` reuses (and keeps) embeddings of images seen before, by content: the support set's path.
+        """
+        if not cached:
+            return torch.stack([self.embed(v) for v in tensor_views(x, self.views)])
+        digests = [tensor_digest(image) for image in x]
+        return torch.stack(
+            [
+                self.cache.embed(view, x, lambda b, v=view: self.embed(tensor_views(b, [v])[0]), digests)
+                for view in self.views
+            ]
+        )
+
+    def warm(self, x: torch.Tensor) -> None:
+        """Embed support images ``(B, C, H, W)`` ahead of :meth:`adapt` (call it when a part is labelled)."""
+        if len(x):
+            self.embed_views(x, cached=True)
 
     def adapt_embedded(
         self,
@@ -217,10 +246,15 @@ class FineTuneHead(MetaLearner):
     ) -> AdaptedClassifier:
         """Embed the support views, fit the head (``steps`` overrides ``inner_steps``), return the classifier."""
         n = support_classes(support_x, support_y)
-        head = self.adapt_embedded(self.embed_views(support_x), support_y, steps, on_step)
+        feats = self.embed_views(support_x, cached=True)
+        head = self.adapt_embedded(feats, support_y, steps, on_step)
         model = self.model
 
         def logits_fn(q: torch.Tensor) -> torch.Tensor:
             return head.logits(model.features(q))
 
-        return AdaptedClassifier(model, logits_fn, n, self.chunk_size)
+        classifier = AdaptedClassifier(model, logits_fn, n, self.chunk_size)
+        classifier.support_logits = head.logits(
+            feats[0]
+        )  # the support set as given, without embedding it again
+        return classifier

@@ -6,9 +6,10 @@ code, while the weights come from the small Apache-2.0 packages ``efficientnet-l
 which carry one ``state_dict`` file each and no code we need. Nothing is downloaded at run time.
 
 Lite variants: no squeeze-excitation, ReLU6, stem and head widths fixed, TensorFlow "same" padding,
-BatchNorm eps 1e-3. The backbone is frozen (BatchNorm always in eval mode with the ImageNet statistics), so a
-part classified alone gets exactly the verdict it gets in a batch, and its weights are never written into
-checkpoints: they are read from the package and checked against a SHA-256 instead.
+BatchNorm eps 1e-3. The backbone is frozen (BatchNorm always in eval mode with the ImageNet statistics, folded
+into the convolutions when loaded), so a part classified alone gets exactly the verdict it gets in a batch,
+and its weights are never written into checkpoints: they are read from the package and checked against a
+SHA-256 instead.
 
 Features are several stages' maps pooled several ways (see :class:`PooledStages`): mid-level maps pooled by
 mean and standard deviation carry texture, max pooling keeps one odd patch (a small defect on a large part)
@@ -90,6 +91,10 @@ class SameConv2d(nn.Conv2d):
     """``nn.Conv2d`` with TensorFlow "same" padding for any input size (extra pixel at the bottom/right)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == (1, 1) and all(k % 2 for k in self.kernel_size):
+            # stride 1, odd kernel: "same" is symmetric, so the convolution pads by itself (no copy)
+            pad = (self.kernel_size[0] // 2, self.kernel_size[1] // 2)
+            return F.conv2d(x, self.weight, self.bias, 1, pad, self.dilation, self.groups)
         pads: list[int] = []
         for size, k, s in zip(
             reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride), strict=True
@@ -103,6 +108,21 @@ class SameConv2d(nn.Conv2d):
 
 def _bn(channels: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)
+
+
+def fold_batchnorm(conv: nn.Conv2d, bn: nn.Module) -> nn.Module:
+    """Fold a frozen BatchNorm into the convolution before it (in place); returns what replaces the norm.
+
+    ``bn(conv(x)) == conv'(x)`` with ``w' = w * g / sqrt(v + eps)`` and ``b' = beta - m * g / sqrt(v + eps)``:
+    one operation instead of two at inference, the same numbers up to float rounding.
+    """
+    if not isinstance(bn, nn.BatchNorm2d):
+        return bn  # already folded
+    assert bn.running_var is not None and bn.running_mean is not None
+    scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+    conv.weight = nn.Parameter(conv.weight.detach() * scale.view(-1, 1, 1, 1), requires_grad=False)
+    conv.bias = nn.Parameter(bn.bias.detach() - bn.running_mean * scale, requires_grad=False)
+    return nn.Identity()
 
 
 class MBConv(nn.Module):
@@ -149,6 +169,17 @@ class LiteTrunk(nn.Module):
         self._conv_head = SameConv2d(c_in, HEAD_WIDTH, 1, bias=False)
         self._bn1 = _bn(HEAD_WIDTH)
         self.stage_widths = [round_width(w, variant.width_mult) for *_, w in STAGES] + [HEAD_WIDTH]
+
+    def fold_batchnorm(self) -> LiteTrunk:
+        """Fold every (frozen) BatchNorm into its convolution: about 20% less time per forward on a CPU."""
+        self._bn0 = fold_batchnorm(self._conv_stem, self._bn0)
+        for block in self._blocks:
+            if hasattr(block, "_expand_conv"):
+                block._bn0 = fold_batchnorm(block._expand_conv, block._bn0)
+            block._bn1 = fold_batchnorm(block._depthwise_conv, block._bn1)
+            block._bn2 = fold_batchnorm(block._project_conv, block._bn2)
+        self._bn1 = fold_batchnorm(self._conv_head, self._bn1)
+        return self
 
     def stage_maps(self, x: torch.Tensor, stages: Sequence[int]) -> dict[int, torch.Tensor]:
         """Feature maps ``{stage: (B, C_s, H_s, W_s)}`` for the requested stages (1..7, 8 = head).
@@ -207,8 +238,12 @@ def _read_weights(variant: str) -> tuple[dict[str, torch.Tensor], str]:
     return state, hashlib.sha256(data).hexdigest()
 
 
-def load_trunk(variant: str) -> tuple[LiteTrunk, str]:
-    """A frozen trunk with the packaged ImageNet weights, and the SHA-256 of the weights file."""
+def load_trunk(variant: str, fold: bool = True) -> tuple[LiteTrunk, str]:
+    """A frozen trunk with the packaged ImageNet weights, and the SHA-256 of the weights file.
+
+    ``fold`` folds the BatchNorm statistics into the convolutions (the trunk is frozen, so nothing is lost;
+    ``fold=False`` keeps the layers as in the weights file).
+    """
     if variant not in VARIANTS:
         raise ValueError(f"unknown EfficientNet-Lite variant {variant!r}; known: {', '.join(VARIANTS)}")
     trunk = LiteTrunk(VARIANTS[variant])
@@ -223,6 +258,8 @@ def load_trunk(variant: str) -> tuple[LiteTrunk, str]:
         raise WeightsMissingError(
             f"the packaged efficientnet_{variant} weights do not fit: {str(exc).splitlines()[0]}"
         ) from None
+    if fold:
+        trunk.fold_batchnorm()
     trunk.requires_grad_(False)
     trunk.eval()
     return trunk, sha

@@ -108,6 +108,8 @@ def cmd_station(args: argparse.Namespace) -> int:
             station.restore_model()
         if args.demo_teach and not station.start_auto_teach(args.demo_teach):
             raise StationError(problems[-1])
+        if args.demo_teach and not station.load_base_model():  # loaded now: labelled parts are embedded ahead
+            raise StationError(problems[-1])
         if not args.demo_teach and station.classifier is None:
             raise StationError(
                 f"workspace {args.workspace} has no live model; teach first (--demo-teach K on the synthetic "

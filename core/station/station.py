@@ -51,6 +51,7 @@ from core.station.stats import LineStats
 from core.station.summary import summarize
 from core.storage import Example, ModelVersion, NewInspection, Workspace
 from core.storage.checkpoint import LoadedCheckpoint, load_checkpoint
+from core.training.adapt import LabelWarmer
 from core.training.progress import AdaptProgress, Cancellable, is_cancelled
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ class Station:
         self._auto_target = 0
         self._camera = CameraMonitor(self.events.emit)
         self._writer = workspace.inspections.buffered_writer(max_rows=64, max_delay_s=1.0)
+        self.warmer = LabelWarmer()  # embeds each labelled part in the background, so Adapt only fits
         self._log_state = (False, False)
         self._closed = False
         self.summarize_after_adapt = (
@@ -374,6 +376,12 @@ class Station:
             self._message("teach", f"The label was not saved: {describe_error(exc)}")
             return None
         self.events.emit(ExamplesChanged())
+        base = self.base
+        if base is not None:  # the image as stored is the one adaptation will read back
+            try:
+                self.warmer.submit(base, [self.ws.examples.load_image(example)])
+            except USER_ERRORS as exc:
+                log.warning("labelled part not embedded ahead: %s", exc)
         return example
 
     def _edit(self, what: str, change: Callable[[], object]) -> bool:
@@ -534,6 +542,7 @@ class Station:
             runner, self._next_runner = self._next_runner, None
         if runner is not None:
             runner.stop(0.1)
+        self.warmer.close(wait=False)
         try:
             self._writer.close()
         finally:

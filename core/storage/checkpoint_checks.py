@@ -89,7 +89,8 @@ def check_payload(payload: dict[str, Any], path: Path) -> None:
         return
     if not (isinstance(sx, torch.Tensor) and isinstance(sy, torch.Tensor)):
         raise CheckpointError(f"{path}: the support set is not a pair of tensors; the file is damaged")
-    if sx.dim() != 4 or not sx.is_floating_point() or sy.dim() != 1 or sy.shape[0] != sx.shape[0]:
+    pixels_or_float = sx.is_floating_point() or sx.dtype == torch.uint8  # see core.storage.support_codec
+    if sx.dim() != 4 or not pixels_or_float or sy.dim() != 1 or sy.shape[0] != sx.shape[0]:
         raise CheckpointError(
             f"{path}: the support set has shapes {tuple(sx.shape)}, {tuple(sy.shape)}; expected (B, C, S, S), (B,)"
         )

