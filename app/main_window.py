@@ -31,6 +31,7 @@ from app.views.history_view import HistoryView
 from app.views.message_bar import MessageBar
 from app.views.models_view import ModelsView
 from app.views.review_view import ReviewView
+from app.views.roi_overlay import RoiOverlay
 from app.views.settings_dialog import SettingsDialog
 from app.views.shift_view import ShiftView
 from app.views.teach_panel import TeachPanel
@@ -86,6 +87,7 @@ class MainWindow(QMainWindow):
         self.shift = ShiftView()
         self.adaptation = AdaptationView()
         self.meta_training = TrainingView(session.ws.root / "trained")
+        self.roi_overlay = RoiOverlay(self.frame_view)
         self.messages = MessageBar()  # camera, log and settings messages: above the live view
         self.teach_messages = MessageBar()
         self.camera_label = QLabel("Camera starting…")
@@ -162,6 +164,10 @@ class MainWindow(QMainWindow):
         menu.addAction("Reset &counts", self.verdict.reset_counts)
         menu.addSeparator()
         menu.addAction("&Quit", QKeySequence.StandardKey.Quit, self.close)
+        camera = self.menuBar().addMenu("&Camera")
+        camera.addAction("Set &region of interest (drag on the live view)", QKeySequence("Ctrl+R"),
+                         self.start_roi_editing)  # fmt: skip
+        camera.addAction("&Whole frame", self.clear_roi)
         view = self.menuBar().addMenu("&View")
         for i in range(self.tabs.count()):
             title = self.tabs.tabText(i).replace("&", "")
@@ -190,6 +196,7 @@ class MainWindow(QMainWindow):
         self.teach.auto_teach_requested.connect(s.start_auto_teach)
         self.teach.add_class_requested.connect(self.add_class)
         self.training.cancel_requested.connect(s.cancel_adaptation)
+        self.roi_overlay.roi_selected.connect(self.set_roi)
         self.models.activate_requested.connect(s.activate)
         self.models.rollback_requested.connect(s.rollback)
         self.examples.relabel_requested.connect(self.relabel_examples)
@@ -214,6 +221,24 @@ class MainWindow(QMainWindow):
         QShortcut(QKeySequence("F11"), self, activated=self.toggle_fullscreen)
 
     # ---- actions -----------------------------------------------------------------------------------------
+    def start_roi_editing(self) -> None:
+        self.roi_overlay.start_editing()
+        self.statusBar().showMessage(
+            "Drag a rectangle on the live view around where parts pass; Esc cancels."
+        )
+
+    def set_roi(self, roi: tuple[int, int, int, int] | None) -> None:
+        if not self.session.set_roi(roi):
+            return
+        self.roi_overlay.roi = roi
+        self.roi_overlay.update()
+        QSettings().setValue("camera/roi", list(roi) if roi else "")
+        where = "the whole frame" if roi is None else f"x {roi[0]}, y {roi[1]}, {roi[2]} x {roi[3]} px"
+        self.statusBar().showMessage(f"Parts are now cut from {where}.", 6000)
+
+    def clear_roi(self) -> None:
+        self.set_roi(None)
+
     def show_tab(self, index: int) -> None:
         self.tabs.setCurrentIndex(index)
         page = self.tabs.currentWidget()
@@ -386,6 +411,9 @@ class MainWindow(QMainWindow):
 
     # ---- window state ------------------------------------------------------------------------------------
     def _restore_geometry(self) -> None:
+        roi = QSettings().value("camera/roi")
+        if isinstance(roi, list) and len(roi) == 4:
+            self.set_roi(tuple(int(v) for v in roi))  # type: ignore[arg-type]
         geometry = QSettings().value("main_window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)

@@ -264,6 +264,15 @@ class InspectionSession(QObject):
         self.prefs = prefs
         self._run_model_task(lambda: self.station.apply_settings(settings), topic="settings")
 
+    def set_roi(self, roi: tuple[int, int, int, int] | None) -> bool:
+        """Cut parts only inside ``roi`` (frame pixels; None: the whole frame), from the next frame on."""
+        try:
+            self.station.apply_settings(replace(self.station.settings, roi=roi))
+        except ValueError as exc:  # StationError and a region the settings refuse
+            self._report("camera", exc)
+            return False
+        return True
+
     def wait_model_task(self, timeout_s: float = 10.0) -> bool:
         return self._model_task is None or self._model_task.wait(timeout_s)
 

@@ -182,3 +182,33 @@ def test_closing_while_adapting_asks_then_stops_the_worker(
     assert time.monotonic() - start < 10
     with Workspace.open(tmp_path / "ws") as ws:  # the lock was released: the session closed cleanly
         assert ws.models.active().id == 2  # the cancelled adaptation left the live version alone
+
+
+def test_dragging_a_region_on_the_live_view_sets_the_trigger_roi_now_and_after_a_restart(
+    qtbot: QtBot, tmp_path: Path, small_checkpoint: Path
+) -> None:
+    from PySide6.QtCore import QPoint, Qt
+
+    prefs = Preferences(source=SOURCE, checkpoint=str(small_checkpoint), workspace=str(tmp_path / "ws"))
+    window = _open(qtbot, prefs)
+    qtbot.waitUntil(window.frame_view.has_frame, timeout=15000)
+    overlay = window.roi_overlay
+    window.start_roi_editing()
+    assert overlay.editing
+    target = window.frame_view._target()  # the frame (320x240) letter-boxed in the view
+    scale = target.width() / 320
+    a = QPoint(int(target.x() + 40 * scale), int(target.y() + 30 * scale))
+    b = QPoint(int(target.x() + 280 * scale), int(target.y() + 210 * scale))
+    qtbot.mousePress(overlay, Qt.MouseButton.LeftButton, pos=a)
+    qtbot.mouseRelease(overlay, Qt.MouseButton.LeftButton, pos=b)
+    roi = window.session.station.settings.roi
+    assert roi is not None and not overlay.editing
+    assert all(abs(v - e) <= 2 for v, e in zip(roi, (40, 30, 240, 180), strict=True)), roi
+    qtbot.waitUntil(lambda: window.session.station._pipeline.trigger.roi == roi, timeout=5000)  # next frame
+    window.close()
+
+    window = _open(qtbot, prefs)  # the region is kept with the window's settings
+    assert window.session.station.settings.roi == roi and window.roi_overlay.roi == roi
+    window.clear_roi()
+    assert window.session.station.settings.roi is None
+    window.close()
