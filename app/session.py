@@ -227,8 +227,15 @@ class InspectionSession(QObject):
         return None
 
     def start_adaptation(self) -> None:
-        """Adapt in a worker; progress and result come as signals. Ignored while one runs."""
+        """Adapt in a worker; progress and result come as signals. Refused (with a message) while one runs."""
         if self.adapting():
+            self.message.emit(
+                Message(
+                    "teach",
+                    "An adaptation (or the check of the last one) is still running; try again in a moment.",
+                    "warning",
+                )
+            )
             return
         self._adapt = CancellableTask(
             self.station.adapt, on_error=lambda exc: self._finish_failed(exc)

@@ -105,6 +105,9 @@ def main() -> int:
         adapt_s: list[float] = []
         rss: list[float] = []
         for i in range(args.adaptations):
+            # The previous run scores its examples after its model went live (the Adaptation view); Adapt
+            # pressed meanwhile is refused with a message, so wait for it, outside the timed part.
+            wait(lambda: not session.adapting(), 120, "the previous adaptation's summary")
             finished.clear()
             new_verdicts.clear()
             ticks.clear()

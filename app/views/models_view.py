@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 from app.views.message_bar import MessageBar
 from core.storage import Workspace
 
-COLUMNS = ("Version", "Created", "Examples", "Classes", "Parent", "Live")
+COLUMNS = ("Version", "Live", "Created", "Examples", "Parent", "Classes")  # classes last: they stretch
 
 
 class ModelsView(QWidget):
@@ -67,8 +67,8 @@ class ModelsView(QWidget):
         for row, v in enumerate(versions):
             created = dt.datetime.fromtimestamp(v.created_at).strftime("%Y-%m-%d %H:%M:%S")
             cells = (
-                f"v{v.id}", created, str(len(ws.models.training_examples(v.id))), ", ".join(v.class_names),
-                f"v{v.parent_id}" if v.parent_id else "—", "● live" if v.is_active else "",
+                f"v{v.id}", "● live" if v.is_active else "", created, str(len(ws.models.training_examples(v.id))),
+                f"v{v.parent_id}" if v.parent_id else "—", ", ".join(v.class_names),
             )  # fmt: skip
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)

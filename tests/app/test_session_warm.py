@@ -15,9 +15,7 @@ from core.inference.pipeline import PartResult
 from core.storage import Workspace
 
 
-def test_labelled_parts_are_embedded_before_adapt_and_adapt_reuses_them(
-    qtbot: QtBot, tmp_path: Path
-) -> None:
+def test_labelled_parts_are_embedded_before_adapt_and_adapt_reuses_them(qtbot: QtBot, tmp_path: Path) -> None:
     prefs = Preferences(source="synthetic:seed=1", checkpoint="default", workspace=str(tmp_path / "ws"))
     session = InspectionSession(prefs, Workspace.open(prefs.workspace_path()))
     try:

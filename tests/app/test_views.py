@@ -44,8 +44,8 @@ def test_models_view_lists_versions_with_parent_and_live_and_activates_by_key(
     view.refresh(ws)
     assert view.table.rowCount() == 2
     assert view.table.item(0, 0).text() == "v2" and view.table.item(0, 4).text() == "v1"  # newest first
-    assert "live" in view.table.item(0, 5).text() and view.table.item(1, 5).text() == ""
-    assert view.table.item(0, 2).text() == "12"  # examples used by v2
+    assert "live" in view.table.item(0, 1).text() and view.table.item(1, 1).text() == ""
+    assert view.table.item(0, 3).text() == "12"  # examples used by v2
     assert view.rollback_button.isEnabled() and "v1" in view.summary.text()
     view.show()
     view.table.selectRow(1)

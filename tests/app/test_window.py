@@ -121,11 +121,11 @@ def test_rollback_and_a_history_correction_through_the_window(
     session = window.session
     assert session.station.version.id == 2
     window.show_tab(2)  # Models (Ctrl+3)
-    assert window.models.table.item(0, 5).text().endswith("live")
+    assert window.models.table.item(0, 1).text().endswith("live")
     with qtbot.waitSignal(session.version_changed, timeout=10000):
         session.rollback()
     assert session.station.version.id == 1 and session.ws.models.active().id == 1
-    live_rows = [r for r in range(window.models.table.rowCount()) if window.models.table.item(r, 5).text()]
+    live_rows = [r for r in range(window.models.table.rowCount()) if window.models.table.item(r, 1).text()]
     assert [window.models.table.item(r, 0).text() for r in live_rows] == ["v1"]
 
     window.show_tab(3)  # History
