@@ -141,7 +141,7 @@ class MainWindow(QMainWindow):
         pages = (
             (_scrolled(teach_page), "&Teach"), (self.examples, "E&xamples"), (self.models, "&Models"),
             (self.history, "&History"), (self.review, "Re&view"), (self.shift, "S&hift"),
-            (self.adaptation, "&Adaptation"), (self.meta_training, "T&raining"),
+            (self.adaptation, "&Adaptation"), (_scrolled(self.meta_training), "T&raining"),
         )  # fmt: skip
         for page, title in pages:
             self.tabs.addTab(page, title)

@@ -75,10 +75,20 @@ def render(out: Path, *, checkpoint: str = "default", parts: int = 30) -> list[P
                 session.adapt_finished.connect(done.append)
                 session.start_adaptation()
                 _wait(app, lambda done=done: bool(done), 300, "adaptation")
-            _wait(app, lambda: window.verdict.tally.total >= parts, 300, f"{parts} verdicts")
+            _wait(app, lambda: not session.adapting(), 120, "the check of the last adaptation")
+            seen = window.verdict.tally.total
+            _wait(app, lambda: window.verdict.tally.total >= max(parts, seen + 3), 300, f"{parts} verdicts")
             window.show_tab(0)
             shot("02-live-teach")
-            names = ("03-examples", "04-models", "05-history", "06-review", "07-shift")
+            names = (
+                "03-examples",
+                "04-models",
+                "05-history",
+                "06-review",
+                "07-shift",
+                "08-adaptation",
+                "09-training",
+            )
             for index, name in enumerate(names, start=1):
                 window.show_tab(index)
                 if name == "05-history":
@@ -90,7 +100,7 @@ def render(out: Path, *, checkpoint: str = "default", parts: int = 30) -> list[P
             dialog = SettingsDialog(session.prefs, window)
             dialog.show()
             app.processEvents()
-            path = out / "08-settings.png"
+            path = out / "10-settings.png"
             dialog.grab().save(str(path))
             written.append(path)
             dialog.close()

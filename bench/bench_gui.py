@@ -41,6 +41,9 @@ def main() -> int:
     parser.add_argument("--per-class", type=int, default=5)
     parser.add_argument("--checkpoint", default="default")
     parser.add_argument("--source", default=SOURCE)
+    parser.add_argument(
+        "--no-keep-freed", action="store_true", help="leave glibc's malloc as it is (compare resident memory)"
+    )
     parser.add_argument("--baseline-s", type=float, default=20.0, help="heartbeat with the camera only")
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -54,7 +57,8 @@ def main() -> int:
     from core.storage import Workspace
 
     threads = set_cpu_threads()
-    keep_freed_memory()
+    if not args.no_keep_freed:
+        keep_freed_memory()  # as the app does
     app = QApplication.instance() or QApplication([sys.argv[0]])
     from app.refcount_guard import guard_singletons
 
@@ -129,6 +133,7 @@ def main() -> int:
                 file=sys.stderr,
                 flush=True,
             )
+        window.confirm_close = lambda what: True  # the last run's check may still be going: no dialog
         window.close()
 
     gaps_sorted = sorted(gaps_ms)
@@ -136,6 +141,10 @@ def main() -> int:
     after_first = rss[1:] or rss
     rows = [
         ("machine", f"{platform.machine()}, {os.cpu_count()} cores, torch threads {threads}"),
+        (
+            "glibc keeps freed memory (core.runtime.keep_freed_memory, as the app)",
+            str(not args.no_keep_freed),
+        ),
         ("None/True/False pinned against the PySide6 refcount bug", str(pinned)),
         ("adaptations", f"{args.adaptations} x 6-way {args.per_class}-shot, camera {args.source}"),
         (

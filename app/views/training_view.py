@@ -70,6 +70,8 @@ class TrainingView(QWidget):
         self.loss_plot = pg.PlotWidget(title="Meta-loss per iteration")
         self.acc_plot = pg.PlotWidget(title="Episode accuracy (validation: dots)")
         self.acc_plot.setYRange(0, 1)
+        for plot in (self.loss_plot, self.acc_plot):
+            plot.setMinimumHeight(160)  # readable; the page scrolls when the window is small
         self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen("#0969da", width=2))
         self.acc_curve = self.acc_plot.plot([], [], pen=pg.mkPen("#2ea043", width=2))
         self.val_curve = self.acc_plot.plot([], [], pen=None, symbol="o", symbolBrush="#bf8700")

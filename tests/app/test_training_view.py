@@ -38,7 +38,7 @@ def test_training_runs_in_a_child_process_with_a_live_curve_and_becomes_the_base
     qtbot.addWidget(window)
     window.show()
     view = window.meta_training
-    window.show_tab(window.tabs.indexOf(view))
+    window.show_tab(next(i for i in range(window.tabs.count()) if window.tabs.tabText(i) == "T&raining"))
     view.data.setText(str(image_folder))
     view.ways.setValue(3)
     view.iterations.setValue(6)
