@@ -202,6 +202,11 @@ class MainWindow(QMainWindow):
         self.examples.relabel_requested.connect(self.relabel_examples)
         self.examples.delete_requested.connect(self.delete_examples)
         self.examples.split_requested.connect(self.move_examples)
+        self.examples.files_dropped.connect(
+            lambda paths, name: self.statusBar().showMessage(
+                f"{s.station.import_images(paths, name)} of {len(paths)} files added as {name}.", 6000
+            )
+        )
         self.history.override_requested.connect(self.override)
         self.meta_training.start_requested.connect(self.start_training)
         self.meta_training.cancel_requested.connect(s.cancel_training)

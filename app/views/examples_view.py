@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -62,6 +62,7 @@ class ExamplesView(QWidget):
     relabel_requested = Signal(list, str)
     delete_requested = Signal(list)
     split_requested = Signal(list, str)  # example ids, "train" or "holdout"
+    files_dropped = Signal(list, str)  # image paths, class name
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -74,7 +75,7 @@ class ExamplesView(QWidget):
         self.list.delete.connect(self.delete_requested)
         self.list.holdout.connect(self._toggle_holdout)
         self.help = QLabel(
-            "Select thumbnails, then press a class key (1-9) to relabel, Delete to remove (Ctrl+Z undoes), H to move to the hold-out set (scored after adapting, never taught) or back."
+            "Select thumbnails, then press a class key (1-9) to relabel, Delete to remove (Ctrl+Z undoes), H to move to the hold-out set (scored after adapting, never taught) or back. Drop image files here to add them to the class shown."
         )
         self.help.setWordWrap(True)
         top = QHBoxLayout()
@@ -85,6 +86,7 @@ class ExamplesView(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.list, 1)
         layout.addWidget(self.help)
+        self.setAcceptDrops(True)
         self._ws: Workspace | None = None
         self._icons: dict[str, object] = {}
         self._keys: dict[str, str] = {}
@@ -127,6 +129,26 @@ class ExamplesView(QWidget):
             item.setData(Qt.ItemDataRole.UserRole, ex.id)
             item.setToolTip(f"Example {ex.id}: {ex.class_name} ({ex.split})")
             self.list.addItem(item)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        self.drop_files(paths)
+        event.acceptProposedAction()
+
+    def drop_files(self, paths: list[str]) -> None:
+        """Image files dropped here become examples of the class shown (choose one in "Show" first)."""
+        name = self.filter.currentData()
+        if name is None:
+            self.messages.show_message(
+                "Choose the class of the dropped images in “Show” first, then drop them.", "warning"
+            )
+            return
+        if paths:
+            self.files_dropped.emit(paths, name)
 
     def _toggle_holdout(self, ids: list[int]) -> None:
         ws = self._ws

@@ -384,6 +384,23 @@ class Station:
                 log.warning("labelled part not embedded ahead: %s", exc)
         return example
 
+    def import_images(self, paths: Sequence[str], class_name: str) -> int:
+        """Label image files as ``class_name`` (files dragged onto the examples); returns how many were added.
+        A file that is not a readable image gets a message naming it; the others are still added."""
+        import cv2  # here: only this path reads files from disk
+
+        added, bad = 0, []
+        for path in paths:
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                bad.append(str(path))
+                continue
+            added += self.label_image(image, class_name) is not None
+        if bad:
+            names = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+            self._message("teach", f"Not an image OpenCV can read, skipped: {names}.", "warning")
+        return added
+
     def _edit(self, what: str, change: Callable[[], object]) -> bool:
         try:
             done = change()

@@ -212,3 +212,46 @@ def test_dragging_a_region_on_the_live_view_sets_the_trigger_roi_now_and_after_a
     window.clear_roi()
     assert window.session.station.settings.roi is None
     window.close()
+
+
+def test_image_files_dropped_on_the_examples_become_examples_of_the_class_shown(
+    qtbot: QtBot, tmp_path: Path, small_checkpoint: Path
+) -> None:
+    import cv2
+    import numpy as np
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    prefs = Preferences(source=SOURCE, checkpoint=str(small_checkpoint), workspace=str(tmp_path / "ws"))
+    window = _open(qtbot, prefs)
+    view = window.examples
+    window.show_tab(1)
+    files = []
+    for i in range(2):
+        path = tmp_path / f"part{i}.png"
+        cv2.imwrite(str(path), np.full((40, 40, 3), 60 + 40 * i, np.uint8))
+        files.append(path)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in [*files, broken]])
+
+    def drop() -> None:
+        event = QDropEvent(
+            QPointF(10, 10),
+            Qt.DropAction.CopyAction,
+            mime,
+            Qt.MouseButton.NoButton,
+            Qt.KeyboardModifier.NoModifier,
+        )
+        view.dropEvent(event)
+
+    drop()  # no class chosen yet: nothing is added, the view says what to do
+    assert window.session.ws.examples.counts()["dent"] == 0
+    assert any("Choose the class" in t for t in view.messages.texts())
+    view.filter.setCurrentIndex(view.filter.findData("dent"))
+    drop()
+    assert window.session.ws.examples.counts()["dent"] == 2
+    assert any("broken.png" in t for t in window.teach_messages.texts())
+    qtbot.waitUntil(lambda: view.list.count() == 2, timeout=5000)
+    window.close()
