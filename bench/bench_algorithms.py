@@ -2,7 +2,7 @@
 
 For the left-out set FOLD (one of the real defect sets in ../shared/datasets), every job ``ALGO@BACKBONE`` is
 meta-trained for ``--budget`` seconds of CPU time on the OTHER real defect sets plus the synthetic line's product
-variants (class-balanced, within-source episodes, surface augmentation: core/lab/recipe.py), saved as a
+variants (class-balanced, within-source episodes, surface augmentation: a core.training.recipe.TrainingRecipe), saved as a
 checkpoint, then scored on FOLD's classes with the same episodes as the baselines (raw-pixel and texture-
 histogram nearest class mean, the shipped model). 5-way (where FOLD has 5 classes) and all-classes-way, 1-shot
 and 5-shot, mean and 95% CI over ``--episodes`` episodes.
@@ -26,7 +26,6 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +37,13 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from bench_loo import draw_episodes, learner_scorer, ncm_scorer, texture_features_of  # noqa: E402
+from recipes import folder_classes, train_for_budget  # noqa: E402
 
 from core.lab.baselines import summarise  # noqa: E402
-from core.lab.recipe import Recipe, build, folder_classes, git_commit, load_pools, train  # noqa: E402
 from core.runtime import keep_freed_memory  # noqa: E402
-from core.storage.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from core.storage.checkpoint import load_checkpoint  # noqa: E402
+from core.training.recipe import TrainingRecipe  # noqa: E402
+from core.training.recipe_run import load_pool  # noqa: E402
 
 REAL_SETS = {"x_sdd.zip": None, "magnetic_tile.zip": "images", "kolektorsdd.zip": None}
 VARIANTS = ("default", "brushed_plate", "brass_ring", "cast_hex", "anodized_tab")
@@ -58,59 +59,27 @@ BACKBONE_OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
-def job_recipe(fold: str, algo: str, backbone: str, seed: int) -> Recipe:
+def job_recipe(fold: str, algo: str, backbone: str, seed: int) -> TrainingRecipe:
     """The recipe for one job: every real set but ``fold`` plus the synthetic variants, grey 64 px."""
-    data = tuple({"path": p, **({"subdir": s} if s else {})} for p, s in REAL_SETS.items() if p != fold)
+    data = [{"path": p, **({"subdir": s} if s else {})} for p, s in REAL_SETS.items() if p != fold]
     gradient = algo in ("maml", "fomaml", "anil", "metasgd")
     options = GRADIENT_OPTIONS if gradient else {}
-    return Recipe(
-        backbone=backbone,
-        backbone_options=BACKBONE_OPTIONS.get(backbone, {}),
-        learner=algo,
-        learner_options=dict(options),
-        image_size=64,
-        channels=1,
-        data=data,
-        synthetic_variants=VARIANTS,
-        synthetic_per_class=40,
-        iterations=1_000_000,  # stopped by the time budget; the cosine schedule stays near its start
-        meta_batch=2,
-        max_ways=6,
-        ways=5 if gradient else None,  # a fixed-size head: 5-way episodes (kolektorsdd's 2 classes drop out)
-        shots=(1, 5),
-        queries=6,
-        lr=1e-3,
-        augment=True,
-        seed=seed,
-    )
-
-
-def train_job(recipe: Recipe, pool: dict[str, torch.Tensor], budget: float, out: Path) -> dict[str, Any]:
-    """Meta-train for ``budget`` seconds of this process's CPU time; save a checkpoint; return what happened."""
-    learner = build(recipe)
-    last = None
-    cpu0 = time.process_time()
-    for rec in train(recipe, learner, pool, {}, every=10):
-        last = rec
-        if time.process_time() - cpu0 >= budget:
-            break
-    assert last is not None
-    provenance = {
-        "recipe": asdict(replace(recipe, iterations=last.iteration)),
-        "training_classes": sorted(pool),
-        "iterations": last.iteration,
-        "seconds": round(last.seconds, 1),
-        "seed": recipe.seed,
-        "git_commit": git_commit(),
-        "bench": "bench/bench_algorithms.py",
-    }
-    save_checkpoint(out, learner, preprocess=recipe.preprocess(), class_names=[], provenance=provenance)
-    return {
-        "iterations": last.iteration,
-        "seconds": last.seconds,
-        "cpu_seconds": time.process_time() - cpu0,
-        "train_loss": last.loss,
-    }
+    return TrainingRecipe.from_dict({
+        "backbone": {"name": backbone, **BACKBONE_OPTIONS.get(backbone, {})},
+        "learner": {"name": algo, **options},
+        "image_size": 64,
+        "channels": 1,
+        "data": data,
+        "synthetic": {"variants": list(VARIANTS), "per_class": 40},
+        "episodic": {
+            "steps": 1_000_000,  # stopped by the time budget; the cosine schedule stays near its start
+            "meta_batch": 2, "max_ways": 6,
+            "ways": 5 if gradient else None,  # a fixed-size head: 5-way episodes (kolektorsdd's 2 classes drop out)
+            "shots": [1, 5], "queries": 6, "lr": 1e-3, "report_every": 10,
+        },
+        "augment": "surface",
+        "seed": seed,
+    })  # fmt: skip
 
 
 def summary_table(out_dir: Path) -> str:
@@ -172,14 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [j.strip().split("@") for j in args.jobs.split(",") if j.strip()]
 
     probe = job_recipe(args.fold, "protonet", "conv4", args.seed)
-    pool, _ = load_pools(probe)
+    pool = load_pool(probe)
     pre = probe.preprocess()
-    test = folder_classes(REPO / probe.datasets_dir / args.fold, pre, REAL_SETS[args.fold])
+    test = folder_classes(probe.datasets_root() / args.fold, pre, REAL_SETS[args.fold])
     x = torch.cat([v.float() / 255.0 for v in test.values()])
     labels = np.concatenate([np.full(len(v), i) for i, v in enumerate(test.values())])
     print(
         f"fold {args.fold}: {len(test)} test classes / {len(x)} images; training pool {len(pool)} classes / "
-        f"{sum(len(v) for v in pool.values())} images; load {os.getloadavg()}",
+        f"{pool.num_images} images; load {os.getloadavg()}",
         flush=True,
     )
 
@@ -188,8 +157,10 @@ def main(argv: list[str] | None = None) -> int:
         "texture NCM": ncm_scorer(texture_features_of(x, pre)),
     }
     shipped = load_checkpoint("default")
+    sp = shipped.preprocess
     sx = torch.cat([v.float() / 255.0 for v in folder_classes(
-        REPO / probe.datasets_dir / args.fold, shipped.preprocess, REAL_SETS[args.fold]).values()])  # fmt: skip
+        probe.datasets_root() / args.fold, sp, REAL_SETS[args.fold]).values()])  # fmt: skip
+    sx = (sx - torch.tensor(sp.mean).view(1, -1, 1, 1)) / torch.tensor(sp.std).view(1, -1, 1, 1)
     scorers["shipped model (surface_fused, protonet)"] = learner_scorer(shipped.learner.eval(), sx)
     trained: dict[str, dict[str, Any]] = {}
     for algo, backbone in jobs:
@@ -197,8 +168,12 @@ def main(argv: list[str] | None = None) -> int:
         ckpt = args.out_dir / f"{stem}-{name}.pt"
         if not args.skip_train:
             t0 = time.perf_counter()
-            trained[name] = train_job(
-                job_recipe(args.fold, algo, backbone, args.seed), pool, args.budget, ckpt
+            trained[name] = train_for_budget(
+                job_recipe(args.fold, algo, backbone, args.seed),
+                pool,
+                args.budget,
+                ckpt,
+                bench="bench/bench_algorithms.py",
             )
             print(f"trained {name}: {trained[name]} ({time.perf_counter() - t0:.0f} s)", flush=True)
         loaded = load_checkpoint(ckpt)

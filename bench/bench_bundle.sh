@@ -78,6 +78,12 @@ echo "| torch / of it libtorch_cpu.so | $(mb torch) MB / $(mb torch/lib/libtorch
 echo "| OpenCV (cv2 + its libs) | $(( $(mb cv2) + $(mb opencv_python_headless.libs) )) MB |"
 echo "| PySide6 + shiboken6 | $(( $(mb PySide6) + $(mb shiboken6) )) MB |"
 echo "| numpy (+ OpenBLAS) | $(( $(mb numpy) + $(mb numpy.libs) )) MB |"
+echo "| lab report: matplotlib, Pillow (+ its libs), kiwisolver, contourpy, Jinja2, MarkupSafe | $(( $(mb matplotlib) + $(mb PIL) + $(mb pillow.libs) + $(mb kiwisolver) + $(mb contourpy) + $(mb jinja2) + $(mb markupsafe) )) MB |"
+programs=$(for f in "$BUNDLE"/metainspect "$BUNDLE"/metainspect-lab "$BUNDLE"/metainspect.exe "$BUNDLE"/metainspect-lab.exe; do
+    if [ -L "$f" ]; then printf '%s -> %s; ' "${f##*/}" "$(readlink "$f")"
+    elif [ -f "$f" ]; then printf '%s %s MB; ' "${f##*/}" "$(du -m "$f" | cut -f1)"; fi
+done)
+echo "| executables (each embeds the compiled Python archive) | ${programs%; } |"
 echo "| build (PyInstaller + smoke test) | ${build_s} s |"
 echo "| launch to first live frame: first run ($cache) / median of $RUNS | $(printf '%.2f' "$frame_first") s / $(printf '%.2f' "$(printf '%s\n' "${frames[@]}" | median)") s |"
 echo "| launch to self-test pass: first run ($cache_st) / median of $RUNS | $(printf '%.1f' "$st_first") s / $(printf '%.1f' "$(printf '%s\n' "${sts[@]}" | median)") s |"

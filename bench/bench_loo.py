@@ -29,10 +29,12 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from recipes import folder_classes
 
 from core.imaging.preprocess import Preprocess
 from core.lab.baselines import AccuracySummary, nearest_class_mean, summarise, tensors_to_images
-from core.lab.recipe import folder_classes
 from core.lab.texture_features import TextureFeatureConfig, hellinger, texture_features_batch
 from core.meta import learner_from_config
 from core.models import create_model

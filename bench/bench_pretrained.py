@@ -16,12 +16,14 @@ Each image is represented once per contender and episodes draw indices, so 600 e
 
 Prints a markdown table (mean ± 95% half-width, ``1.96 * sd / sqrt(n)``), and JSON rows with ``--jsonl FILE``;
 ``--contenders`` computes a subset of the columns (same seed, same episodes), ``--table A.jsonl B.jsonl`` merges
-the rows of several runs into one table. magnetic_tile is read from its ``images/`` folder (not ``masks/``).
+the rows of several runs into one table; ``--image-size S`` feeds the new model S px inputs (its checkpoint says
+224). magnetic_tile is read from its ``images/`` folder (not ``masks/``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -101,6 +103,8 @@ def contenders(spec: str, args: argparse.Namespace) -> tuple[dict[str, Classify]
     t0 = time.perf_counter()
     wanted = set(args.contenders.split(","))
     new = load_checkpoint(args.checkpoint)
+    if args.image_size:  # the same model fed another input size (what a cheaper preprocessing would cost)
+        new = dataclasses.replace(new, preprocess=dataclasses.replace(new.preprocess, image_size=args.image_size))
     data = load_set(spec, args.datasets, new.preprocess, args.per_class)
     out: dict[str, Classify] = {}
     old = load_checkpoint(args.old) if wanted & set(NAMES[:3]) else None
@@ -159,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-class", type=int, default=60, help="synthetic crops per class")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--image-size", type=int, default=0, help="feed the new model this input size instead of its own"
+    )
     ap.add_argument("--jsonl", type=Path, default=None)
     ap.add_argument(
         "--contenders",

@@ -1,4 +1,4 @@
-"""metainspect-lab: the headless command line (meta-train, evaluate, adapt, list).
+"""metainspect-lab: the headless command line (meta-train, evaluate, adapt, run, report, list).
 
 Each sub-command is one ``add_*`` function that builds its parser and names its handler; to add a command,
 write another ``add_*`` and list it in :data:`SUBCOMMANDS`. Errors a user can fix (bad path, corrupt
@@ -72,7 +72,11 @@ def add_meta_train(sub: argparse._SubParsersAction) -> None:
 
 def add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="N-way K-shot accuracy with a 95%% confidence interval")
-    p.add_argument("--checkpoint", required=True, help="checkpoint file, or 'default' for the shipped model")
+    p.add_argument(
+        "--checkpoint", "--model", dest="checkpoint", required=True,
+        help="model file, 'default' (the shipped model), or with --workspace: 'active' or a version number",
+    )  # fmt: skip
+    p.add_argument("--workspace", default=None, help="workspace folder (for 'active' or a version number)")
     _data(p)
     p.add_argument("--ways", type=int, default=5)
     p.add_argument("--shots", type=int, default=1)
@@ -85,16 +89,10 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_handler("cmd_evaluate"))
 
 
-def add_adapt(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("adapt", help="adapt a checkpoint to a labelled folder and save the classifier")
-    p.add_argument("--checkpoint", required=True, help="meta-trained checkpoint, or 'default'")
-    _data(p)
-    p.add_argument("--shots", type=int, required=True, help="support images per class (the rest are scored)")
-    p.add_argument("--steps", type=int, default=None, help="inner adaptation steps (default: the learner's)")
-    p.add_argument("--seed", type=int, default=0, help="which images form the support set")
-    p.add_argument("--out", required=True, help="adapted checkpoint file to write")
-    _common(p)
-    p.set_defaults(func=_handler("cmd_adapt"))
+def add_lab(sub: argparse._SubParsersAction) -> None:
+    from core.lab.commands import add_lab_commands  # adapt, run, report
+
+    add_lab_commands(sub)
 
 
 def add_list(sub: argparse._SubParsersAction) -> None:
@@ -105,25 +103,27 @@ def add_list(sub: argparse._SubParsersAction) -> None:
 def add_pretrain(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "pretrain",
-        help="train a backbone on labelled defect classes and save it as a ProtoNet checkpoint "
-        "(the shipped model's recipe: resources/recipes/surface.json --texture-weight 1.0)",
+        help="train a backbone from a training recipe (supervised and/or episodic stages on pooled data sets "
+        "and synthetic variants) and save it (the fused model's CNN: resources/recipes/surface.json "
+        "--texture-weight 1.0)",
     )
-    p.add_argument("config", help="JSON file of PretrainConfig fields, e.g. resources/recipes/surface.json")
+    p.add_argument("config", help="training recipe (JSON), e.g. resources/recipes/surface.json")
     p.add_argument("--out", required=True, help="checkpoint to write")
-    p.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
+    p.add_argument("--epochs", type=int, default=None, help="override the supervised stage's epochs")
+    p.add_argument("--iterations", type=int, default=None, help="override the episodic stage's steps")
     p.add_argument(
         "--texture-weight", type=float, default=None, help="save as surface_fused with this weight"
     )
 
     def run(args: argparse.Namespace) -> int:
-        from core.training.pretrain import main as pretrain_main
+        from core.training.recipe_run import main as recipe_main
 
         forwarded = [args.config, "--out", args.out]
-        if args.epochs is not None:
-            forwarded += ["--epochs", str(args.epochs)]
-        if args.texture_weight is not None:
-            forwarded += ["--texture-weight", str(args.texture_weight)]
-        return pretrain_main(forwarded)
+        for flag, value in (("--epochs", args.epochs), ("--iterations", args.iterations),
+                            ("--texture-weight", args.texture_weight)):  # fmt: skip
+            if value is not None:
+                forwarded += [flag, str(value)]
+        return recipe_main(forwarded)
 
     p.set_defaults(func=run)
 
@@ -178,7 +178,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_pretrain,
     add_build_model,
     add_evaluate,
-    add_adapt,
+    add_lab,
     add_list,
     add_workspace,
     add_station,

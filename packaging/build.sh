@@ -31,8 +31,8 @@ fi
 
 # ---- smoke test: the frozen programs, with no Python on PATH and a fresh HOME ------------------------------
 if [ "${SKIP_SMOKE:-0}" != 1 ]; then
-    home=$(mktemp -d)
-    trap 'rm -rf "$home"' EXIT
+    home=$(mktemp -d) work=$(mktemp -d)
+    trap 'rm -rf "$home" "$work"' EXIT
     frozen() {  # run a bundled program as a fresh user of an offline PC would: no venv, no user files
         env -i PATH=/usr/bin:/bin HOME="$home" LANG=C.UTF-8 TMPDIR="${TMPDIR:-/tmp}" "$@"
     }
@@ -47,6 +47,10 @@ if [ "${SKIP_SMOKE:-0}" != 1 ]; then
         exit 1
     fi
     echo "$got" | sed 's/^/    /'
+    # One executable serves both programs (metainspect.spec): metainspect-lab is a link to it, or metainspect --lab.
+    if [ "$(frozen "$BUNDLE/metainspect" --lab list)" != "$want" ]; then
+        echo "FAIL: frozen metainspect --lab list differs from metainspect-lab list"; exit 1
+    fi
     echo "smoke: frozen metainspect --self-test"
     frozen "$BUNDLE/metainspect" --self-test 2> build/selftest.stderr \
         || { echo "FAIL: frozen self-test (stderr in build/selftest.stderr)"; tail -20 build/selftest.stderr; exit 1; }
@@ -59,6 +63,33 @@ if [ "${SKIP_SMOKE:-0}" != 1 ]; then
         # 5-way: chance is 20%; the shipped model scores far above it on steel defects it never saw.
         echo "$result" | "$PY" -c "import json,sys; r=json.load(sys.stdin); sys.exit(0 if r['accuracy'] > 0.4 else 1)" \
             || { echo "FAIL: frozen evaluation accuracy too low"; exit 1; }
+        # metainspect-lab report is the only path that draws with matplotlib and renders Jinja2: prove it frozen on
+        # 3 classes x 5 images (adapt on 2 shots, then the report without the shots curve).
+        echo "smoke: frozen metainspect-lab adapt + report (matplotlib, Jinja2) on 3 x 5 images of $(basename "$data")"
+        "$PY" - "$data" "$work/data" <<'PY'
+import sys, zipfile
+from collections import defaultdict
+src, out = sys.argv[1], sys.argv[2]
+by_class = defaultdict(list)
+with zipfile.ZipFile(src) as z:
+    for name in sorted(z.namelist()):
+        parts = name.split("/")
+        if len(parts) == 3 and parts[2].lower().endswith((".jpg", ".png")):
+            by_class[parts[1]].append(name)
+    for cls in sorted(by_class)[:3]:
+        for name in by_class[cls][:5]:
+            z.extract(name, out)
+PY
+        labelled="$work/data/$(ls "$work/data")"
+        t0=$(date +%s)
+        frozen "$BUNDLE/metainspect-lab" adapt --model default --data "$labelled" --shots 2 --out "$work/m.pt" \
+            --quiet > "$work/adapt.log" 2>&1 || { echo "FAIL: frozen adapt"; tail -20 "$work/adapt.log"; exit 1; }
+        frozen "$BUNDLE/metainspect-lab" report --model "$work/m.pt" --data "$labelled" --out "$work/report" \
+            --repeats 0 --quiet > "$work/report.log" 2>&1 \
+            || { echo "FAIL: frozen report"; tail -20 "$work/report.log"; exit 1; }
+        grep -q 'data:image/png;base64' "$work/report/report.html" \
+            || { echo "FAIL: the frozen report has no plot"; exit 1; }
+        echo "    report.html $(du -k "$work/report/report.html" | cut -f1) KB with plots, $(ls "$work/report" | wc -l) files, $(( $(date +%s) - t0 )) s"
     else
         echo "FAIL: $data not found (set METAINSPECT_DATASETS)"; exit 1
     fi

@@ -43,7 +43,8 @@ class SettingsDialog(QDialog):
         self.min_margin.setSingleStep(0.05)
         self.min_margin.setValue(prefs.min_margin)
         self.adapt_steps = QSpinBox()
-        self.adapt_steps.setRange(1, 1000)
+        self.adapt_steps.setRange(0, 1000)
+        self.adapt_steps.setSpecialValueText("model's own")  # 0: the steps the model was tuned with
         self.adapt_steps.setValue(prefs.adapt_steps)
         self.error = QLabel()
         self.error.setStyleSheet("color: #cf222e;")

@@ -21,6 +21,7 @@ from core.meta import Task
 log = logging.getLogger(__name__)
 
 #: ``augment(images (B, C, H, W) float32, rng) -> images (B, C, H, W)``; called on support and query batches.
+#: :class:`core.imaging.augment.TensorAugment` is the project's one implementation.
 Augment = Callable[[torch.Tensor, np.random.Generator], torch.Tensor]
 
 
@@ -41,7 +42,11 @@ class EpisodeSampler:
         Omniglot-style augmentation: every class also appears rotated by 90, 180 and 270 degrees, each
         rotation counting as a class of its own (4x the classes).
     augment
-        Optional per-image augmentation, called as ``augment(x, rng)`` on the support and query batches.
+        Optional augmentation (e.g. :class:`core.imaging.augment.TensorAugment`), called as
+        ``augment(x, rng)`` with the sampler's generator on the support and query batches.
+    augment_per_class
+        Call ``augment`` once per class instead (its support and query images together), so a batch-wide
+        transform such as a quarter turn gives each class one look shared by its support and queries.
     partial_queries
         For evaluation on small classes: a class with fewer than K + Q images gives K support images and
         all the rest as queries (at least one); only classes with fewer than K + 1 images are skipped.
@@ -64,6 +69,7 @@ class EpisodeSampler:
         *,
         rotations: bool = False,
         augment: Augment | None = None,
+        augment_per_class: bool = False,
         partial_queries: bool = False,
     ) -> None:
         if n_way < 2 or k_shot < 1 or q_query < 1:
@@ -97,6 +103,7 @@ class EpisodeSampler:
         self.n_way, self.k_shot, self.q_query = n_way, k_shot, q_query
         self.partial_queries = partial_queries
         self.augment = augment
+        self.augment_per_class = augment_per_class
         self.rng = np.random.default_rng(seed)
 
     @property
@@ -106,26 +113,33 @@ class EpisodeSampler:
 
     def sample(self) -> Task:
         """One episode: support ``(N*K, C, H, W)`` with labels ``(N*K,)``; query ``(sum Q_i, C, H, W)``."""
+        return self._episode(range(len(self._pool)), self.n_way, self.k_shot)
+
+    def _episode(self, candidates: Sequence[int], n_way: int, k_shot: int) -> Task:
+        """``n_way`` classes drawn uniformly from ``candidates`` (indices into the class pool), ``k_shot``
+        support images and up to ``q_query`` queries each, labels in a fresh random order."""
         rng = self.rng
-        chosen = rng.choice(len(self._pool), size=self.n_way, replace=False)
-        order = rng.permutation(self.n_way)  # episode label of the j-th chosen class
-        support: list[torch.Tensor] = [torch.empty(0)] * self.n_way
-        query: list[torch.Tensor] = [torch.empty(0)] * self.n_way
+        chosen = rng.choice(len(candidates), size=n_way, replace=False)
+        order = rng.permutation(n_way)  # episode label of the j-th chosen class
+        support: list[torch.Tensor] = [torch.empty(0)] * n_way
+        query: list[torch.Tensor] = [torch.empty(0)] * n_way
         for j, pick in enumerate(chosen):
-            cid, rot = self._pool[int(pick)]
+            cid, rot = self._pool[int(candidates[int(pick)])]
             n = self.dataset.counts[cid]
-            q = min(self.q_query, n - self.k_shot) if self.partial_queries else self.q_query
-            idx = torch.from_numpy(rng.choice(n, size=self.k_shot + q, replace=False))
+            q = min(self.q_query, n - k_shot) if self.partial_queries else self.q_query
+            idx = torch.from_numpy(rng.choice(n, size=k_shot + q, replace=False))
             imgs = self.dataset.images[cid][idx]
             if rot:
                 imgs = torch.rot90(imgs, rot, dims=(2, 3))
-            support[order[j]] = imgs[: self.k_shot]
-            query[order[j]] = imgs[self.k_shot :]
+            if self.augment is not None and self.augment_per_class:
+                imgs = self.augment(imgs, rng)
+            support[order[j]] = imgs[:k_shot]
+            query[order[j]] = imgs[k_shot:]
         support_x = torch.cat(support).contiguous()
         query_x = torch.cat(query).contiguous()
-        support_y = torch.arange(self.n_way).repeat_interleave(self.k_shot)
+        support_y = torch.arange(n_way).repeat_interleave(k_shot)
         query_y = torch.cat([torch.full((len(q),), i, dtype=torch.long) for i, q in enumerate(query)])
-        if self.augment is not None:
+        if self.augment is not None and not self.augment_per_class:
             support_x = self.augment(support_x, rng)
             query_x = self.augment(query_x, rng)
         return Task(support_x, support_y, query_x, query_y)

@@ -8,6 +8,8 @@ memory as one float32 tensor per class, so episodes are cheap slices.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import zipfile
 import zlib
@@ -40,12 +42,77 @@ class SkippedImage:
 
 
 @dataclass(frozen=True)
-class _Member:
-    """One image file: its class folder (posix, relative to the archive/folder) and how to read it."""
+class ImageMember:
+    """One image file: its folder (posix, relative to the archive/folder), its name and how to read it."""
 
     folder: str
     name: str
     read: Callable[[], bytes]
+
+
+_Member = ImageMember
+
+
+def content_hash(data: bytes) -> str:
+    """SHA-256 (hex) of an image file's bytes: how a model file names the images it was adapted on."""
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class ImageTree:
+    """The image files of a folder or zip, as listed (nothing decoded yet).
+
+    Attributes
+    ----------
+    source
+        The path as given.
+    members
+        Every image file, sorted by name (for unlabelled data: ``metainspect-lab run``).
+    class_names, class_files
+        Class folders (named relative to their common root, as :class:`ImageFolderDataset` names them)
+        and their image files, sorted by name; empty when the tree has no class folders.
+    """
+
+    source: str
+    members: list[ImageMember]
+    class_names: list[str]
+    class_files: list[list[ImageMember]]
+
+
+def _tree(members: list[ImageMember], folders: set[str], subdir: str | None, source: str) -> ImageTree:
+    members, folders, base = _select_subdir(members, folders, subdir, source)
+    class_folders = _class_folders(members, folders, base)
+    root = _common_root(class_folders)
+    by_folder: dict[str, list[ImageMember]] = {f: [] for f in class_folders}
+    for m in members:
+        if m.folder in by_folder:
+            by_folder[m.folder].append(m)
+    names = [folder[len(root) + 1 :] if root else folder for folder in class_folders]
+    files = [sorted(by_folder[f], key=lambda m: m.name) for f in class_folders]
+    return ImageTree(source, sorted(members, key=lambda m: m.name), names, files)
+
+
+@contextlib.contextmanager
+def open_image_tree(path: str | Path, *, subdir: str | None = None) -> Iterator[ImageTree]:
+    """List the image files of a folder tree or a ``.zip`` of one; readers work inside the ``with`` block.
+
+    Raises
+    ------
+    DataError
+        Missing path, or neither a folder nor a zip.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"data path not found: {p}")
+    if p.is_dir():
+        members, folders = _walk_dir(p)
+        yield _tree(members, folders, subdir, str(p))
+        return
+    if not zipfile.is_zipfile(p):
+        raise DataError(f"{p} is neither a folder nor a .zip archive of image folders")
+    with zipfile.ZipFile(p) as zf:
+        members, folders = _walk_zip(zf)
+        yield _tree(members, folders, subdir, str(p))
 
 
 def _is_ignored(parts: Sequence[str]) -> bool:
@@ -154,6 +221,8 @@ class ImageFolderDataset:
         One float32 tensor ``(n_i, C, S, S)`` per class, prepared with :attr:`preprocess`.
     image_names : list[list[str]]
         Source file names, in the order of ``images``.
+    image_hashes : list[list[str]] | None
+        :func:`content_hash` of each source file, in the order of ``images`` (``None`` when built in memory).
     skipped : tuple[SkippedImage, ...]
         Files with an image suffix that could not be decoded (also logged once as a warning).
     """
@@ -165,6 +234,7 @@ class ImageFolderDataset:
         preprocess: Preprocess,
         *,
         image_names: Sequence[Sequence[str]] | None = None,
+        image_hashes: Sequence[Sequence[str]] | None = None,
         skipped: Sequence[SkippedImage] = (),
         source: str = "",
     ) -> None:
@@ -184,6 +254,7 @@ class ImageFolderDataset:
         self.images = list(images)
         self.preprocess = preprocess
         self.image_names = [list(n) for n in image_names] if image_names is not None else None
+        self.image_hashes = [list(h) for h in image_hashes] if image_hashes is not None else None
         self.skipped = tuple(skipped)
         self.source = source
 
@@ -209,17 +280,8 @@ class ImageFolderDataset:
         DataError
             Missing path, not a folder or zip, no image folders, or a class with no readable images.
         """
-        p = Path(path)
-        if not p.exists():
-            raise DataError(f"data path not found: {p}")
-        if p.is_dir():
-            members, folders = _walk_dir(p)
-            return cls._build(members, folders, preprocess, subdir, str(p))
-        if not zipfile.is_zipfile(p):
-            raise DataError(f"{p} is neither a folder nor a .zip archive of image folders")
-        with zipfile.ZipFile(p) as zf:
-            members, folders = _walk_zip(zf)
-            return cls._build(members, folders, preprocess, subdir, str(p))
+        with open_image_tree(path, subdir=subdir) as tree:
+            return cls.from_tree(tree, preprocess)
 
     @classmethod
     def from_arrays(
@@ -233,50 +295,38 @@ class ImageFolderDataset:
         return cls(names, [preprocess.batch(by_class[n]) for n in names], preprocess, source="memory")
 
     @classmethod
-    def _build(
-        cls,
-        members: list[_Member],
-        folders: set[str],
-        preprocess: Preprocess,
-        subdir: str | None,
-        source: str,
-    ) -> ImageFolderDataset:
-        members, folders, base = _select_subdir(members, folders, subdir, source)
-        class_folders = _class_folders(members, folders, base)
-        if not class_folders:
+    def from_tree(cls, tree: ImageTree, preprocess: Preprocess) -> ImageFolderDataset:
+        """Decode and prepare every image of an open :class:`ImageTree`'s class folders."""
+        if not tree.class_names:
             raise DataError(
-                f"no image folders found in {source}{f' under {base!r}' if base else ''}; "
-                "expected one sub-folder of images per class"
+                f"no image folders found in {tree.source}; expected one sub-folder of images per class"
             )
-        root = _common_root(class_folders)
-        by_folder: dict[str, list[_Member]] = {f: [] for f in class_folders}
-        for m in members:
-            if m.folder in by_folder:
-                by_folder[m.folder].append(m)
-        names: list[str] = []
         tensors: list[torch.Tensor] = []
         file_names: list[list[str]] = []
+        hashes: list[list[str]] = []
         skipped: list[SkippedImage] = []
-        for folder in class_folders:
-            name = folder[len(root) + 1 :] if root else folder
-            arrays, kept = _decode_all(sorted(by_folder[folder], key=lambda m: m.name), preprocess, skipped)
+        for name, files in zip(tree.class_names, tree.class_files, strict=True):
+            arrays, kept, digests = _decode_all(files, preprocess, skipped)
             if not arrays:
                 raise DataError(
-                    f"class {name!r} ({source}: {folder}/) has no readable images; add images or remove the folder"
+                    f"class {name!r} ({tree.source}) has no readable images; add images or remove the folder"
                 )
-            names.append(name)
             tensors.append(torch.from_numpy(np.stack(arrays)))
             file_names.append(kept)
+            hashes.append(digests)
         if skipped:
             shown = ", ".join(s.name for s in skipped[:5])
             log.warning(
                 "skipped %d unreadable image(s) in %s: %s%s",
                 len(skipped),
-                source,
+                tree.source,
                 shown,
                 " ..." if len(skipped) > 5 else "",
             )
-        return cls(names, tensors, preprocess, image_names=file_names, skipped=skipped, source=source)
+        return cls(
+            tree.class_names, tensors, preprocess, image_names=file_names, image_hashes=hashes,
+            skipped=skipped, source=tree.source,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ queries
     def __len__(self) -> int:
@@ -306,12 +356,13 @@ class ImageFolderDataset:
     def subset(self, class_ids: Sequence[int]) -> ImageFolderDataset:
         """A data set of only these classes (tensors are shared, not copied)."""
         ids = list(class_ids)
-        names = self.image_names
+        names, hashes = self.image_names, self.image_hashes
         return ImageFolderDataset(
             [self.class_names[i] for i in ids],
             [self.images[i] for i in ids],
             self.preprocess,
             image_names=[names[i] for i in ids] if names is not None else None,
+            image_hashes=[hashes[i] for i in ids] if hashes is not None else None,
             source=self.source,
         )
 
@@ -324,12 +375,14 @@ class ImageFolderDataset:
 
 def _decode_all(
     members: list[_Member], preprocess: Preprocess, skipped: list[SkippedImage]
-) -> tuple[list[np.ndarray], list[str]]:
+) -> tuple[list[np.ndarray], list[str], list[str]]:
     arrays: list[np.ndarray] = []
     kept: list[str] = []
+    digests: list[str] = []
     for m in members:
         try:
-            img = decode_image(m.read())
+            data = m.read()
+            img = decode_image(data)
         except (OSError, zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
             # A damaged zip entry (CRC, broken deflate stream, cut off, encrypted, unknown compression) is a
             # broken image like any other: left out and reported, not a traceback.
@@ -344,4 +397,5 @@ def _decode_all(
             skipped.append(SkippedImage(m.name, str(exc)))
             continue
         kept.append(m.name)
-    return arrays, kept
+        digests.append(content_hash(data))
+    return arrays, kept, digests

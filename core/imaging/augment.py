@@ -1,17 +1,22 @@
-"""Label-preserving augmentation for few-shot support sets, and per-image standardisation (numpy/OpenCV).
+"""Label-preserving augmentation: numpy/OpenCV for support images, tensors for training and fine-tuning.
 
 Surface defects keep their class under flips, right-angle turns and mild lighting changes, so a handful of
-labelled parts can be stretched into a few times as many without inventing new looks.
+labelled parts can be stretched into a few times as many without inventing new looks. This is the one
+augmentation module: :func:`augment` / :func:`augment_support` work on uint8 images, :class:`TensorAugment`
+on prepared training batches (episodes and supervised batches), :func:`tensor_views` gives the fixed views
+that fine-tuning embeds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 
 def augment(
@@ -124,3 +129,103 @@ def tensor_views(x: torch.Tensor, views: Sequence[str]) -> list[torch.Tensor]:
     if unknown:
         raise ValueError(f"unknown view(s) {unknown}; known: {', '.join(TENSOR_VIEWS)}")
     return [ops[v](x).contiguous() for v in views]
+
+
+@dataclass(frozen=True)
+class TensorAugment:
+    """Label-preserving training augmentation of a prepared batch ``(B, C, H, W)`` in [0, 1].
+
+    Called as ``augment(x, rng)`` with the sampler's ``numpy`` Generator (so a saved sampler state resumes
+    the augmentation too); it fits :data:`core.data.Augment`. The geometry (one quarter turn, one horizontal
+    flip) is shared by the whole batch, so a class batch keeps one look; the photometric changes are drawn
+    per image. Photometric changes assume images in [0, 1] (the training recipes' zero-mean, unit-std
+    preprocessing): the result is clamped to [0, 1] and rounded to 1/255 steps, like an 8-bit sensor.
+
+    Attributes
+    ----------
+    rot90, flip
+        A random quarter turn (0-3; square images keep their shape) / a horizontal flip with probability 1/2.
+    contrast
+        Largest relative contrast change per image (0.25: x0.75 to x1.25 around the image mean).
+    brightness
+        Largest shift of the level per image, as a fraction of full scale (20/255 for the surface preset).
+    blur
+        Probability that the batch is blurred by a 3x3 binomial kernel.
+    noise
+        Largest standard deviation of added Gaussian noise, fraction of full scale (drawn once per batch).
+    """
+
+    rot90: bool = True
+    flip: bool = True
+    contrast: float = 0.0
+    brightness: float = 0.0
+    blur: float = 0.0
+    noise: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("contrast", "brightness", "blur", "noise"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"augment {name} must be >= 0, got {getattr(self, name)}")
+        if self.blur > 1:
+            raise ValueError(f"augment blur is a probability (0..1), got {self.blur}")
+
+    @property
+    def photometric(self) -> bool:
+        """True when any level change (and hence clamping and 8-bit rounding) is on."""
+        return bool(self.contrast or self.brightness or self.blur or self.noise)
+
+    def __call__(self, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """A randomly changed copy of ``x`` ``(B, C, H, W)``, same shape and dtype."""
+        if x.ndim != 4:
+            raise ValueError(f"TensorAugment needs a (B, C, H, W) batch, got shape {tuple(x.shape)}")
+        if self.rot90:
+            x = torch.rot90(x, int(rng.integers(4)), (2, 3))
+        if self.flip and rng.uniform() < 0.5:
+            x = x.flip(3)
+        if not self.photometric:
+            return x.contiguous()
+        b = x.shape[0]
+        shape = (b, 1, 1, 1)
+        gain = rng.uniform(1 - self.contrast, 1 + self.contrast, shape).astype(np.float32)
+        shift = rng.uniform(-self.brightness, self.brightness, shape).astype(np.float32)
+        mean = x.mean((1, 2, 3), keepdim=True)
+        x = (x - mean) * torch.from_numpy(gain) + mean + torch.from_numpy(shift)
+        if rng.uniform() < self.blur:
+            k = torch.tensor([1.0, 2.0, 1.0], dtype=x.dtype)
+            kernel = (k[:, None] * k[None, :] / 16.0).expand(x.shape[1], 1, 3, 3)
+            x = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), kernel, groups=x.shape[1])
+        if self.noise:
+            sigma = rng.uniform(0.0, self.noise)
+            x = (
+                x
+                + torch.from_numpy(rng.standard_normal(tuple(x.shape), dtype=np.float32)).to(x.dtype) * sigma
+            )
+        return ((x.clamp(0.0, 1.0) * 255.0).round() / 255.0).contiguous()
+
+    @classmethod
+    def preset(cls, name: str) -> TensorAugment | None:
+        """A named setting: ``"geometric"`` (quarter turns and flips), ``"surface"`` (also contrast +-25%,
+        brightness +-20 levels, blur 30% of the time, noise up to 5 levels), ``"none"`` (``None``)."""
+        presets: dict[str, TensorAugment | None] = {
+            "none": None,
+            "geometric": cls(),
+            "surface": cls(contrast=0.25, brightness=20 / 255, blur=0.3, noise=5 / 255),
+        }
+        if name not in presets:
+            raise ValueError(f"unknown augmentation preset {name!r}; known: {', '.join(presets)}")
+        return presets[name]
+
+    @classmethod
+    def from_value(cls, value: str | dict[str, Any] | None) -> TensorAugment | None:
+        """From a recipe's JSON value: a preset name, an object of fields, or null (no augmentation)."""
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return cls.preset(value)
+        if isinstance(value, dict):
+            known = {f.name for f in fields(cls)}
+            unknown = sorted(set(value) - known)
+            if unknown:
+                raise ValueError(f"unknown augment field(s) {unknown}; known: {sorted(known)}")
+            return cls(**value)
+        raise ValueError(f"augment must be a preset name, an object or null, got {value!r}")

@@ -44,6 +44,34 @@ def labelled_classes(ws: Workspace, min_examples: int = 1) -> dict[str, int]:
     return {name: n for name, n in counts.items() if n >= min_examples}
 
 
+def register_adapted(
+    ws: Workspace,
+    path: Path,
+    sha256: str,
+    base: LoadedCheckpoint,
+    adapted: AdaptedModel,
+    example_ids: list[int],
+    steps: int | None,
+) -> ModelVersion:
+    """Record an adapted model file (written by ``adapted.save``) as the workspace's new active version.
+
+    Shared by the app's *Adapt* and ``metainspect-lab adapt --workspace``, so both leave the same record. The
+    version live before it is recorded as its parent, so ``ws.models.rollback()`` can go back to it.
+    """
+    previous = ws.models.active()
+    return ws.models.register(
+        path,
+        algorithm=str(base.learner.config().get("name", "")),
+        class_names=adapted.class_names,
+        hyperparameters={"steps": steps, **base.learner.config()},
+        backbone=str(base.provenance.get("backbone", "")) if base.provenance else "",
+        example_ids=example_ids,
+        sha256=sha256,
+        parent_id=previous.id if previous is not None else None,
+        activate=True,
+    )
+
+
 def teach(
     ws: Workspace,
     checkpoint: LoadedCheckpoint | str | Path,
@@ -78,22 +106,10 @@ def teach(
     adapted = yield from adapt_examples(ck, pairs, steps=steps, cancel=cancel)
     if adapted is None:
         return None
-    # The version live before this one is its parent, so ``ws.models.rollback()`` can go back to it.
-    previous = ws.models.active()
     with tempfile.TemporaryDirectory(dir=ws.root) as tmp:
         path = Path(tmp) / "adapted.pt"
         sha = adapted.save(path, provenance={"base_checkpoint": ck.sha256, "examples": len(examples)})
-        version = ws.models.register(
-            path,
-            algorithm=str(ck.learner.config().get("name", "")),
-            class_names=adapted.class_names,
-            hyperparameters={"steps": steps, **ck.learner.config()},
-            backbone=str(ck.provenance.get("backbone", "")) if ck.provenance else "",
-            example_ids=[ex.id for ex in examples],
-            sha256=sha,
-            parent_id=previous.id if previous is not None else None,
-            activate=True,
-        )
+        version = register_adapted(ws, path, sha, ck, adapted, [ex.id for ex in examples], steps)
     defects = frozenset(c.name for c in ws.classes.list() if c.is_defect)
     base = policy or VerdictPolicy()
     live = LiveClassifier(

@@ -44,7 +44,7 @@ def add_station(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--parts", type=int, default=100, metavar="N", help="parts to judge after teaching (default 100)"
     )
-    p.add_argument("--steps", type=int, default=10, help="adaptation steps (default 10)")
+    p.add_argument("--steps", type=int, default=0, help="adaptation steps (default 0: the model's own)")
     p.add_argument("--min-confidence", type=float, default=0.6)
     p.add_argument("--min-margin", type=float, default=0.15)
     p.add_argument(

@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 from typing import Literal
 
 from core.runtime import resolve_device
+from core.training.adapt import DEFAULT_ADAPT_STEPS
 
 CaptureMode = Literal["auto", "latest", "every"]
 Roi = tuple[int, int, int, int]
@@ -26,7 +27,7 @@ class StationSettings:
     min_confidence, min_margin
         Verdict thresholds: below either the part goes to CHECK.
     adapt_steps
-        Inner steps when adapting.
+        Inner steps when adapting; 0 = the model's own number (tuned with it).
     roi
         Region of interest ``(x, y, w, h)`` of the frame where parts are cut out; None = whole frame.
     crop_size
@@ -43,7 +44,7 @@ class StationSettings:
     checkpoint: str = "default"
     min_confidence: float = 0.6
     min_margin: float = 0.15
-    adapt_steps: int = 10
+    adapt_steps: int = DEFAULT_ADAPT_STEPS or 0
     roi: Roi | None = None
     crop_size: int = 128
     trigger_threshold: float = 28.0
@@ -54,8 +55,8 @@ class StationSettings:
             raise ValueError(f"min_confidence must lie in [0, 1], got {self.min_confidence}")
         if not 0.0 <= self.min_margin <= 1.0:
             raise ValueError(f"min_margin must lie in [0, 1], got {self.min_margin}")
-        if not 1 <= self.adapt_steps <= 1000:
-            raise ValueError(f"adapt_steps must lie in 1..1000, got {self.adapt_steps}")
+        if not 0 <= self.adapt_steps <= 1000:
+            raise ValueError(f"adapt_steps must lie in 0..1000 (0 = the model's own), got {self.adapt_steps}")
         if not 8 <= self.crop_size <= 1024:
             raise ValueError(f"crop_size must lie in 8..1024 pixels, got {self.crop_size}")
         if self.trigger_threshold <= 0:

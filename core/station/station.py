@@ -479,13 +479,13 @@ class Station:
         """Adapt the base model to the labelled examples, record the version (its parent: the version live
         before) and make it live. Progress comes as :class:`AdaptStep` events (and is yielded); the end as
         :class:`AdaptFinished`. Returns None when it failed (a message says why) or was cancelled."""
-        steps = self._settings.adapt_steps
-        self.events.emit(AdaptStarted(steps))
+        steps = self._settings.adapt_steps or None  # None: the model's own number of steps
         if self.base is None and not self.load_base_model():
             self.events.emit(AdaptFinished("Adaptation failed: the meta-trained model could not be loaded."))
             return None
         base = self.base
         assert base is not None
+        self.events.emit(AdaptStarted(steps or int(getattr(base.learner, "inner_steps", 0) or 0)))
         try:
             gen = teach(self.ws, base, steps=steps, policy=self.policy(), device=self.device, cancel=cancel)
             while True:

@@ -17,16 +17,13 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
-import torch
 from tqdm import tqdm
 
 from core.config import EvalConfig, TrainConfig
 from core.data import ImageFolderDataset, split_classes
 from core.imaging.preprocess import Preprocess
 from core.runtime import resolve_device, set_cpu_threads
-from core.storage.checkpoint import load_checkpoint
-from core.training.adapt import AdaptedModel
+from core.storage.model_ref import load_model
 from core.training.evaluate import iter_evaluate
 from core.training.meta_train import meta_train
 from core.training.progress import CancelToken
@@ -134,7 +131,7 @@ def _load_eval_data(args: argparse.Namespace, preprocess: Preprocess) -> ImageFo
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """N-way K-shot evaluation of a checkpoint; ``--json`` prints one JSON object on stdout."""
     set_cpu_threads(args.threads)
-    ck = load_checkpoint(args.checkpoint, device=resolve_device(args.device))
+    ck = load_model(args.checkpoint, workspace=args.workspace, device=resolve_device(args.device))
     data = _load_eval_data(args, ck.preprocess)
     cfg = EvalConfig(
         ways=args.ways,
@@ -159,40 +156,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"{cfg.ways}-way {cfg.shots}-shot: accuracy {100 * result.accuracy:.2f}% "
             f"+- {100 * result.ci95:.2f}% (95% CI, {result.episodes} episodes, {cfg.queries} queries/class)"
         )
-    return 0
-
-
-def cmd_adapt(args: argparse.Namespace) -> int:
-    """Adapt to a labelled folder (K images per class), report accuracy on the rest, save the classifier."""
-    set_cpu_threads(args.threads)
-    ck = load_checkpoint(args.checkpoint, device=resolve_device(args.device))
-    data = _load_eval_data(args, ck.preprocess)
-    if len(data) < 2:
-        raise ValueError(f"{args.data} has {len(data)} class folder(s); adaptation needs at least two")
-    rng = np.random.default_rng(args.seed)
-    sx, sy, qx, qy = [], [], [], []
-    for label, imgs in enumerate(data.images):
-        if imgs.shape[0] < args.shots:
-            raise ValueError(
-                f"class {data.class_names[label]!r} has {imgs.shape[0]} images, fewer than --shots {args.shots}"
-            )
-        perm = torch.from_numpy(rng.permutation(imgs.shape[0]))
-        sx.append(imgs[perm[: args.shots]])
-        sy += [label] * args.shots
-        qx.append(imgs[perm[args.shots :]])
-        qy += [label] * (imgs.shape[0] - args.shots)
-    support_x, support_y = torch.cat(sx), torch.tensor(sy)
-    classifier = ck.learner.adapt(support_x, support_y, steps=args.steps)
-    adapted = AdaptedModel(
-        classifier, data.class_names, ck.preprocess, ck.learner, support_x, support_y, args.steps
-    )
-    summary: dict[str, Any] = {"classes": data.class_names, "shots": args.shots, "held_out": len(qy)}
-    if qy:
-        pred = classifier.predict(torch.cat(qx)).cpu()
-        summary["held_out_accuracy"] = float((pred == torch.tensor(qy)).float().mean())
-    sha = adapted.save(args.out, {"data": data.source, "base_checkpoint": ck.sha256, "shots": args.shots})
-    summary.update({"out": str(args.out), "sha256": sha})
-    print(json.dumps(summary))
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Meta-training as a generator of progress records (Adam outer loop, validation, checkpoints, resume).
+"""Meta-training on one data set as a generator of progress records (Adam outer loop, validation,
+checkpoints, resume): the episodic objective on :func:`core.training.engine.run_engine`.
 
 The GUI wraps :func:`meta_train` in a generator worker and the CLI drives a progress bar with it; both
 stop it with a cancel token or by closing the generator. Under ``torchrun`` (``WORLD_SIZE`` > 1) the work is
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,10 @@ from core.config import EvalConfig, TrainConfig
 from core.data import Augment, EpisodeSampler, ImageFolderDataset
 from core.runtime import resolve_device
 from core.storage.checkpoint import load_checkpoint, save_checkpoint
+from core.training.engine import Callback, Checkpoint, EngineState, Validation, run_engine
 from core.training.evaluate import evaluate
-from core.training.progress import Cancellable, TrainProgress, is_cancelled
+from core.training.objectives import EpisodicObjective
+from core.training.progress import Cancellable, TrainProgress
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +115,12 @@ def meta_train(
     start = 0
     if resume is not None:
         start = _restore(resume, config, learner, optimizer, sampler, device, dist)
-    driver = dist.wrap(learner) if dist is not None else learner
     is_main = dist is None or dist.is_main
+    objective = EpisodicObjective(
+        dist.wrap(learner) if dist is not None else learner, sampler, config.meta_batch,
+        reduce=dist.all_reduce_mean if dist is not None else None,
+        world_size=dist.world_size if dist is not None else 1,
+    )  # fmt: skip
     prov = {
         "data": dataset.source,
         "train_classes": sampler.num_classes,
@@ -124,79 +130,28 @@ def meta_train(
         **(provenance or {}),
     }
 
-    def checkpoint(iteration: int) -> str | None:
-        if out is None or not is_main:
+    def save(state: EngineState) -> str | None:
+        if out is None:
             return None
-        state = {
-            "iteration": iteration,
-            "optimizer": optimizer.state_dict(),
-            "sampler_state": sampler.get_state(),
-            "seed": config.seed,
-        }
+        training_state = {**state.training_state(), "seed": config.seed}
         save_checkpoint(
-            out, learner, preprocess=prep, class_names=[], provenance={**prov, "iterations": iteration},
-            training_state=state,
+            out, learner, preprocess=prep, class_names=[], provenance={**prov, "iterations": state.step},
+            training_state=training_state,
         )  # fmt: skip
         return str(out)
 
-    t_start = time.perf_counter()
-    step_time = 0.0
-    steps_done = 0
-    iteration = start
-    saved_at = start
-    finished = False
-    try:
-        for iteration in range(start + 1, config.iterations + 1):
-            if is_cancelled(cancel):
-                iteration -= 1
-                break
-            tasks = sampler.sample_batch(config.meta_batch)
-            t0 = time.perf_counter()
-            optimizer.zero_grad(set_to_none=True)
-            loss, metrics = driver(tasks)
-            loss.backward()
-            optimizer.step()
-            step_time += time.perf_counter() - t0
-            steps_done += 1
-            meta_loss, accuracy = metrics["loss"], metrics["accuracy"]
-            if dist is not None:
-                meta_loss, accuracy = dist.all_reduce_mean(meta_loss), dist.all_reduce_mean(accuracy)
-            val = None
-            if config.val_every and iteration % config.val_every == 0 and is_main:
-                val = _validate(learner, dataset, val_classes or [], config)
-            last = iteration == config.iterations
-            path = None
-            if last or (config.checkpoint_every and iteration % config.checkpoint_every == 0):
-                path = checkpoint(iteration)
-                saved_at = iteration
-            finished = last
-            if is_main:
-                yield TrainProgress(
-                    iteration=iteration,
-                    iterations=config.iterations,
-                    meta_loss=float(meta_loss),
-                    accuracy=float(accuracy),
-                    tasks_per_s=steps_done * config.meta_batch * (dist.world_size if dist else 1) / step_time,
-                    val_accuracy=val,
-                    elapsed=time.perf_counter() - t_start,
-                    checkpoint=path,
-                    done=last,
-                )
-        if not finished and is_main:
-            # cancelled (or nothing left to do on a resume): keep the work and say so
-            path = checkpoint(iteration) if iteration > saved_at else None
-            yield TrainProgress(
-                iteration=iteration,
-                iterations=config.iterations,
-                meta_loss=float("nan"),
-                accuracy=float("nan"),
-                tasks_per_s=0.0,
-                val_accuracy=None,
-                elapsed=time.perf_counter() - t_start,
-                checkpoint=path,
-                done=True,
-                cancelled=is_cancelled(cancel),
+    callbacks: list[Callback] = []
+    if is_main:
+        if config.val_every:
+            callbacks.append(
+                Validation(config.val_every, lambda: _validate(learner, dataset, val_classes or [], config))
             )
+        callbacks.append(Checkpoint(config.checkpoint_every, save))
+    try:
+        yield from run_engine(
+            objective, optimizer, steps=config.iterations, start=start, callbacks=callbacks, cancel=cancel,
+            report=is_main,
+        )  # fmt: skip
     finally:
         if dist is not None:
             dist.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -44,7 +44,9 @@ class TrainProgress:
     ``tasks_per_s`` is tasks per second of optimisation time (forward, backward, Adam; sampling excluded),
     averaged since the run (or resume) started; ``val_accuracy`` is set only on validation iterations;
     ``elapsed`` is wall seconds since the start; ``checkpoint`` is the file written at this iteration, if
-    any; ``done`` marks the last record (finished or cancelled).
+    any; ``done`` marks the last record (finished or cancelled); ``val_scores`` holds validation accuracies
+    by held-out set when there are several (``val_accuracy`` is then their mean); ``stage`` names the part of
+    a multi-stage run (``"supervised"``, ``"episodic"``; empty for plain meta-training).
     """
 
     iteration: int
@@ -57,6 +59,8 @@ class TrainProgress:
     checkpoint: str | None = None
     done: bool = False
     cancelled: bool = False
+    val_scores: dict[str, float] = field(default_factory=dict)
+    stage: str = ""
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,8 @@ Type: filesandordirs; Name: "{app}\_internal"
 Source: "{#BundleDir}\*"; DestDir: "{app}"; Flags: recursesubdirs createallsubdirs ignoreversion
 
 [Icons]
+; metainspect-lab.exe: on Windows the spec builds it as a second, console executable beside the windowed
+; metainspect.exe (same Analysis; on Linux it is a link to metainspect, which a windowed exe cannot replace here).
 Name: "{group}\{#AppName}"; Filename: "{app}\{#AppExe}"; WorkingDir: "{app}"
 Name: "{group}\{#AppName} Lab (command line)"; Filename: "{cmd}"; Parameters: "/k ""{app}\metainspect-lab.exe"" --help"; WorkingDir: "{userdocs}"
 Name: "{group}\Uninstall {#AppName}"; Filename: "{uninstallexe}"

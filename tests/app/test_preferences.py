@@ -63,3 +63,12 @@ def test_random_preference_files_never_stop_the_app(tmp_path: Path) -> None:
         prefs, _ = load_preferences(path)
         assert isinstance(prefs, Preferences) and prefs.device in ("auto", "cpu", "cuda")
         path.with_name("preferences.json.bad").unlink(missing_ok=True)
+
+
+def test_adaptation_uses_the_models_own_steps_unless_the_user_chose() -> None:
+    from core.training.adapt import DEFAULT_ADAPT_STEPS
+
+    assert DEFAULT_ADAPT_STEPS is None and Preferences().adapt_steps == 0  # 0: the model's own steps
+    assert Preferences(adapt_steps=25).adapt_steps == 25
+    with pytest.raises(ValueError, match="0..1000"):
+        Preferences(adapt_steps=-1)

@@ -45,9 +45,10 @@ def test_meta_train_then_evaluate_json_then_adapt(
     assert main(["adapt", "--checkpoint", str(ckpt), "--data", str(data_zip), "--subdir", "test", "--shots", "2",
                  "--out", str(adapted), "--quiet"]) == 0  # fmt: skip
     summary = json.loads(capsys.readouterr().out)
-    assert summary["held_out"] == 12 and 0.0 <= summary["held_out_accuracy"] <= 1.0
+    assert summary["support"] == {"d0": 2, "d1": 2, "d2": 2, "d3": 2}
     ck = load_checkpoint(adapted)
     assert ck.is_adapted and ck.class_names == ["d0", "d1", "d2", "d3"] and ck.sha256 == summary["sha256"]
+    assert len(ck.provenance["support_images"]) == 8
 
 
 def test_resume_from_the_cli_continues_counting(

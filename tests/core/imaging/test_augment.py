@@ -51,3 +51,45 @@ def test_standardise_gives_zero_mean_unit_std_per_image() -> None:
 def test_bad_images_are_rejected() -> None:
     with pytest.raises(ValueError, match="uint8"):
         augment(np.zeros((4, 4), np.float32), np.random.default_rng(0))
+
+
+def test_tensor_augment_keeps_shape_range_and_is_seeded() -> None:
+    import torch
+
+    from core.imaging.augment import TensorAugment
+
+    x = torch.rand(5, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    surface = TensorAugment.preset("surface")
+    assert surface is not None
+    a, b = surface(x, np.random.default_rng(4)), surface(x, np.random.default_rng(4))
+    assert torch.equal(a, b) and a.shape == x.shape and a.dtype == x.dtype
+    assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
+    assert torch.equal((a * 255).round(), a * 255)  # 8-bit levels
+    variants = {surface(x, np.random.default_rng(s)).sum().item() for s in range(6)}
+    assert len(variants) == 6
+
+
+def test_geometric_tensor_augment_only_moves_pixels_and_shares_the_turn() -> None:
+    import torch
+
+    from core.imaging.augment import TensorAugment
+
+    x = torch.arange(2 * 16, dtype=torch.float32).reshape(2, 1, 4, 4)
+    out = TensorAugment()(x, np.random.default_rng(2))
+    for i in range(2):
+        assert sorted(out[i].flatten().tolist()) == sorted(x[i].flatten().tolist())
+    # one transform for the whole batch: the second image is the first one shifted by 16
+    assert torch.equal(out[1] - out[0], torch.full((1, 4, 4), 16.0))
+
+
+def test_tensor_augment_settings_are_validated() -> None:
+    from core.imaging.augment import TensorAugment
+
+    assert TensorAugment.from_value(None) is None and TensorAugment.from_value("none") is None
+    assert TensorAugment.from_value({"noise": 0.01}) == TensorAugment(noise=0.01)
+    with pytest.raises(ValueError, match="unknown augmentation preset"):
+        TensorAugment.from_value("wild")
+    with pytest.raises(ValueError, match="unknown augment field"):
+        TensorAugment.from_value({"hue": 0.1})
+    with pytest.raises(ValueError, match="blur"):
+        TensorAugment(blur=2.0)

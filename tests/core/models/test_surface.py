@@ -104,24 +104,35 @@ def test_pretrain_runs_saves_and_cancels(tmp_path: object) -> None:
     from pathlib import Path
 
     from core.storage.checkpoint import load_checkpoint
-    from core.training.pretrain import PretrainConfig, iter_pretrain, pooled_data, save_pretrained
     from core.training.progress import CancelToken
+    from core.training.recipe import TrainingRecipe
+    from core.training.recipe_run import (
+        build_recipe_learner,
+        iter_recipe,
+        labelled_classes,
+        load_pool,
+        save_trained,
+    )
 
-    config = PretrainConfig(
-        model={"name": "surface", "in_channels": 1, "widths": [8, 8, 8, 8]},
-        image_size=32, render_size=32, per_class=2, epochs=2, batch_size=16,
-    )  # fmt: skip
-    data = pooled_data(config)
-    assert data.x.shape == (6 * 2 * 5, 1, 32, 32) and len(data.class_names) == 6
-    result: dict[str, object] = {}
-    records = list(iter_pretrain(config, data, result=result))
+    recipe = TrainingRecipe.from_dict({
+        "backbone": {"name": "surface", "in_channels": 1, "widths": [8, 8, 8, 8]},
+        "learner": {"name": "protonet", "n_way": 6},
+        "image_size": 32, "channels": 1, "augment": "geometric",
+        "synthetic": {"held_out": ["copper_disc"], "per_class": 2, "render_size": 32},
+        "supervised": {"epochs": 2, "batch_size": 16},
+    })  # fmt: skip
+    pool = load_pool(recipe)
+    data = labelled_classes(pool)
+    assert data.num_images == 6 * 2 * 5 and len(data.label_names) == 6
+    learner = build_recipe_learner(recipe, len(data.label_names))
+    records = list(iter_recipe(recipe, learner, pool))
     assert [r.iteration for r in records] == [1, 2] and records[-1].done
     out = Path(str(tmp_path)) / "s.pt"
-    save_pretrained(out, result["model"], config, texture_weight=1.0)  # type: ignore[arg-type]
+    save_trained(out, learner, recipe, pool, texture_weight=1.0)
     loaded = load_checkpoint(out)
     assert loaded.learner.model.config()["name"] == "surface_fused"
     assert loaded.provenance["held_out"] == ["copper_disc"]
     token = CancelToken()
     token.cancel()
-    last = list(iter_pretrain(config, data, cancel=token))[-1]
+    last = list(iter_recipe(recipe, build_recipe_learner(recipe, 6), pool, cancel=token))[-1]
     assert last.cancelled and last.done

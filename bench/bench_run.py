@@ -1,0 +1,159 @@
+"""Images per second of ``metainspect-lab run`` with the shipped model, decoding included (issue 12).
+
+Adapts the shipped model (``default``) to 5 x_sdd images of 3 classes, then classifies N image files from disk
+at 224 px (its input size) and 160 px, with 1 and 2 torch threads, and prints one markdown table:
+
+- stage split, each alone on one batch stream: file read + decode (OpenCV), preprocess (resize, normalise),
+  forward (batched 32, with and without channels-last);
+- end to end through :func:`core.lab.run.classify_items` (what ``run`` does): one image per forward pass (the
+  live classifier's way), batched NCHW, batched channels-last, and batched channels-last with decoding in a
+  thread pool overlapped with the forward pass.
+
+    OMP_NUM_THREADS=2 nice -n 10 .venv/bin/python bench/bench_run.py [--images 128] [--sizes 224,160]
+
+Needs ../shared/datasets/x_sdd.zip (or --zip). The load average is printed: the machine may be shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from core.data import decode_image, open_image_tree
+from core.inference.verdict import VerdictPolicy
+from core.lab.run import Item, classify_items
+from core.lab.scoring import Scorer
+from core.storage.checkpoint import LoadedCheckpoint, load_checkpoint
+from core.training.adapt import run_adaptation
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_ZIP = ROOT.parent / "shared" / "datasets" / "x_sdd.zip"
+
+
+def extract(zip_path: Path, out: Path, n: int) -> list[Path]:
+    """``n`` images spread over the classes, written as files (the run reads files)."""
+    with zipfile.ZipFile(zip_path) as zf:
+        names = sorted(x for x in zf.namelist() if x.lower().endswith((".jpg", ".png", ".bmp")))
+        picked = names[:: max(1, len(names) // n)][:n]
+        paths = []
+        for name in picked:
+            target = out / "images" / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(zf.read(name))
+            paths.append(target)
+        support = out / "support"
+        for cls in sorted({Path(x).parent.name for x in names})[:3]:
+            for name in [x for x in names if Path(x).parent.name == cls][-5:]:
+                target = support / cls / Path(name).name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(zf.read(name))
+    return paths
+
+
+def adapted_model(support: Path) -> LoadedCheckpoint:
+    ck = load_checkpoint("default")
+    with open_image_tree(support) as tree:
+        pairs = [
+            (decode_image(m.read()), name)
+            for name, files in zip(tree.class_names, tree.class_files, strict=True)
+            for m in files
+        ]
+    adapted = run_adaptation(ck, pairs, steps=10)  # type: ignore[arg-type]
+    path = support.parent / "adapted.pt"
+    adapted.save(path)
+    return load_checkpoint(path)
+
+
+def rate(fn: Callable[[], int], repeats: int = 2) -> float:
+    """Best images/s of ``repeats`` runs of ``fn`` (which returns the images it handled)."""
+    best = 0.0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        n = fn()
+        best = max(best, n / (time.perf_counter() - t0))
+    return best
+
+
+def measure(
+    base: LoadedCheckpoint, ck: LoadedCheckpoint, files: list[Path], images: list[np.ndarray], x: torch.Tensor
+) -> dict[str, float]:
+    """Images/s of each stage alone and of the run path end to end, at the current torch threads."""
+    pre = ck.preprocess
+    base.learner.to(memory_format=torch.contiguous_format)
+    nchw = Scorer(ck, channels_last=False)
+    nchw.probabilities(x[:4])  # warm-up (allocator, kernels)
+    items = lambda: iter(Item(str(p), lambda p=p: decode_image(p.read_bytes())) for p in files)  # noqa: E731
+    policy = VerdictPolicy()
+
+    def run(scorer: Scorer, batch: int, pool: int) -> int:
+        rows = classify_items(scorer, items(), policy, batch=batch, decode_threads=pool, prefetch=pool and 2)
+        return sum(1 for _ in rows)
+
+    decode = rate(lambda: sum(1 for p in files if decode_image(p.read_bytes()) is not None))
+    prep = rate(lambda: len([pre.prepare(im) for im in images]))
+    fwd_nchw = rate(lambda: sum(len(nchw.probabilities(c)) for c in x.split(32)))
+    per_image = rate(lambda: run(nchw, 1, 0), repeats=1)
+    run_nchw = rate(lambda: run(nchw, 32, 0))
+    cl = Scorer(ck, channels_last=True)  # converts the shared learner to channels-last
+    cl.probabilities(x[:4])
+    fwd_cl = rate(lambda: sum(len(cl.probabilities(c)) for c in x.split(32)))
+    run_cl = rate(lambda: run(cl, 32, 0))
+    run_pool = rate(lambda: run(cl, 32, 2))
+    return {
+        "decode": decode, "prep": prep, "fwd_nchw": fwd_nchw, "fwd_cl": fwd_cl, "per_image": per_image,
+        "run_nchw": run_nchw, "run_cl": run_cl, "run_pool": run_pool,
+    }  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--zip", type=Path, default=DEFAULT_ZIP)
+    ap.add_argument("--images", type=int, default=128)
+    ap.add_argument("--sizes", default="224,160")
+    ap.add_argument("--threads", default="1,2")
+    args = ap.parse_args()
+    print(
+        f"load average at start: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        files = extract(args.zip, Path(tmp), args.images)
+        torch.set_num_threads(2)
+        base = adapted_model(Path(tmp) / "support")
+        data = [p.read_bytes() for p in files]
+        sizes = [int(s) for s in args.sizes.split(",")]
+        print(f"{len(files)} x_sdd files, {sum(map(len, data)) / len(data) / 1024:.1f} KiB each on average\n")
+        print(
+            "| px | threads | decode | preprocess | forward NCHW | forward channels-last | "
+            "run: 1 per forward | run: batched NCHW | run: batched CL | run: batched CL + decode pool |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for size in sizes:
+            pre = dataclasses.replace(base.preprocess, image_size=size)
+            ck = dataclasses.replace(base, preprocess=pre)
+            images = [cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_UNCHANGED) for b in data]
+            x = torch.from_numpy(np.stack([pre.prepare(im) for im in images]))
+            for threads in [int(t) for t in args.threads.split(",")]:
+                torch.set_num_threads(threads)
+                r = measure(base, ck, files, images, x)
+                print(
+                    f"| {size} | {threads} | {r['decode']:.0f} | {r['prep']:.0f} | {r['fwd_nchw']:.1f} | {r['fwd_cl']:.1f} | "
+                    f"{r['per_image']:.1f} | {r['run_nchw']:.1f} | {r['run_cl']:.1f} | **{r['run_pool']:.1f}** |",
+                    flush=True,
+                )
+    print(
+        f"\nload average at end: {os.getloadavg()[0]:.2f}; all figures images/s (best of 2; 1-per-forward: 1 run)"
+    )
+
+
+if __name__ == "__main__":
+    main()
