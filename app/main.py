@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.main_window import MainWindow
 from app.preferences import APP_NAME, Preferences, load_preferences
+from app.refcount_guard import guard_singletons
 from app.session import InspectionSession, user_message
 from core.runtime import keep_freed_memory, set_cpu_threads
 from core.storage import StorageError, Workspace
@@ -97,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_cpu_threads()
     keep_freed_memory()
     app = QApplication.instance() or QApplication([sys.argv[0], *argv])
+    guard_singletons()  # before the first window: see app/refcount_guard.py
     QCoreApplication.setOrganizationName(APP_NAME)
     QCoreApplication.setApplicationName(APP_NAME)
     if args.self_test:

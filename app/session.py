@@ -1,7 +1,8 @@
-"""The inspection session: composes core objects (workspace, capture, model) and runs them in workers.
+"""The Qt face of the station: turns :class:`core.station.Station` events into signals and runs its long work
+(capture loop, adaptation, model loading, settings that reload the model) in worker threads.
 
-Views listen to the session's signals and call its methods; the session never touches a widget, and the
-long work (capture, part trigger, inference, adaptation) runs in worker threads.
+No capture, learning or logging logic lives here: that is all in :mod:`core.station`. Views listen to the
+signals and call these methods; nothing here touches a widget.
 """
 
 from __future__ import annotations
@@ -9,338 +10,337 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator
+from dataclasses import replace
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.preferences import Preferences
 from app.workers.tasks import CancellableTask
-from core.camera import CaptureRunner, PartTrigger, SourceError, parse_spec
-from core.camera.synthetic import DEFECT_CLASSES
-from core.inference import Decision, LiveClassifier, VerdictPolicy
-from core.inference.pipeline import InspectionPipeline, PartResult
-from core.inference.teach import (
-    TaughtModel,
-    TeachingError,
-    new_defect_class_from_part,
-    restore_active,
-    teach,
+from core.config import TrainConfig
+from core.inference import LiveClassifier
+from core.inference.pipeline import PartResult
+from core.station import (
+    AdaptFinished,
+    AdaptStarted,
+    AdaptStep,
+    AdaptSummarized,
+    CameraStatus,
+    ClassesChanged,
+    ExamplesChanged,
+    Message,
+    ModelActivated,
+    PartInspected,
+    SettingsApplied,
+    Station,
+    StationEvent,
+    StationSettings,
+    describe_error,
 )
-from core.redact import redact_source
-from core.runtime import resolve_device
-from core.storage import NewInspection, StorageError, Workspace
-from core.storage.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint
-from core.training.adapt import LabelWarmer
+from core.storage import Workspace
+from core.storage.checkpoint import LoadedCheckpoint
+from core.training.background import BackgroundTraining
 
 log = logging.getLogger(__name__)
 
-CLASS_COLOURS = ("#2ea043", "#cf222e", "#bf8700", "#8250df", "#0969da", "#d1242f", "#1a7f37", "#953800")
-RECENT_PARTS = 20
-
 
 def user_message(exc: BaseException) -> str:
-    """One line a person can act on, for errors raised by core (never a traceback)."""
-    text = redact_source(str(exc)) or type(exc).__name__
-    return (
-        text
-        if isinstance(exc, (ValueError, StorageError, CheckpointError, SourceError, OSError))
-        else (f"{type(exc).__name__}: {text}")
+    """One line a person can act on, for errors raised by core (never a traceback, never a password)."""
+    return describe_error(exc)
+
+
+def station_settings(prefs: Preferences, current: StationSettings | None = None) -> StationSettings:
+    """The station settings the preferences ask for; fields the preferences do not hold (ROI, trigger) are
+    kept from ``current``."""
+    base = current or StationSettings()
+    return replace(
+        base,
+        source=prefs.source,
+        device=prefs.device,
+        checkpoint=prefs.checkpoint,
+        min_confidence=prefs.min_confidence,
+        min_margin=prefs.min_margin,
+        adapt_steps=prefs.adapt_steps,
     )
 
 
+def _call(fn: Callable[[], Any]) -> Callable[[threading.Event], Generator[None, None, Any]]:
+    """A one-shot call as the generator a :class:`CancellableTask` drives."""
+
+    def run(cancel: threading.Event) -> Generator[None, None, Any]:
+        yield None
+        return fn()
+
+    return run
+
+
 class InspectionSession(QObject):
-    """Everything one running workstation holds: workspace, base model, capture pipeline, taught model."""
+    """One running workstation: a :class:`Station` and the workers that drive it."""
 
     part_seen = Signal(object)  # PartResult
     classes_changed = Signal()
     examples_changed = Signal()
     model_changed = Signal(object)  # LiveClassifier | None
+    version_changed = Signal(object)  # ModelVersion | None
     adapt_started = Signal(int)  # total steps
     adapt_progress = Signal(object)  # AdaptProgress
     adapt_finished = Signal(str)  # message
-    capture_state = Signal(str)
-    error = Signal(str)
+    adapt_summary = Signal(object)  # core.station.summary.AdaptSummary
+    capture_state = Signal(str)  # "running", "stopped"
+    camera_status = Signal(object)  # CameraStatus
+    settings_applied = Signal(object)  # frozenset of changed field names
+    message = Signal(object)  # core.station.Message
+    training_progress = Signal(list)  # new TrainProgress records of the background run
+    training_finished = Signal(str, object)  # message, checkpoint path (None when it failed)
+    error = Signal(str)  # the text of every error-level message
 
-    def __init__(self, prefs: Preferences, workspace: Workspace, parent: QObject | None = None) -> None:
+    def __init__(
+        self, prefs: Preferences, workspace: Workspace, parent: QObject | None = None, **station_kw: Any
+    ) -> None:
         super().__init__(parent)
         self.prefs = prefs
-        self.ws = workspace
-        self.device = resolve_device(prefs.device)
-        self.base: LoadedCheckpoint | None = None
-        self.pipeline: InspectionPipeline | None = None
-        self.classifier: LiveClassifier | None = None
-        self.recent: collections.deque[PartResult] = collections.deque(maxlen=RECENT_PARTS)
-        self.auto_teach_target = 0
+        self.station = Station(workspace, station_settings(prefs), **station_kw)
+        self._unsubscribe = self.station.events.subscribe(self._on_event)
         self._capture: CancellableTask | None = None
         self._adapt: CancellableTask | None = None
-        self._writer = self.ws.inspections.buffered_writer(max_rows=64, max_delay_s=1.0)
-        self._model_id: int | None = None
-        self._log_lock = threading.Lock()
-        self._log_state = (False, False)  # (verdicts waiting for disk space, verdicts lost): last shown
-        self._warmer = LabelWarmer()  # embeds each labelled part in the background, so Adapt only fits
+        self._model_task: CancellableTask | None = None
+        self.training: BackgroundTraining | None = None
+        self._training_timer = QTimer(self)
+        self._training_timer.setInterval(250)
+        self._training_timer.timeout.connect(self._poll_training)
+
+    # ---- what views read ---------------------------------------------------------------------------------
+    @property
+    def ws(self) -> Workspace:
+        return self.station.ws
+
+    @property
+    def base(self) -> LoadedCheckpoint | None:
+        """The meta-trained model taught from (None until loaded)."""
+        return self.station.base
+
+    @property
+    def classifier(self) -> LiveClassifier | None:
+        return self.station.classifier
+
+    @property
+    def recent(self) -> collections.deque[PartResult]:
+        return self.station.recent
+
+    @property
+    def auto_teach_target(self) -> int:
+        return self.station.auto_teach_target
+
+    # ---- events -> signals (any thread; Qt queues them to the receivers' thread) ---------------------------
+    def _on_event(self, event: StationEvent) -> None:
+        if isinstance(event, PartInspected):
+            self.part_seen.emit(event.result)
+        elif isinstance(event, CameraStatus):
+            self.camera_status.emit(event)
+        elif isinstance(event, ExamplesChanged):
+            self.examples_changed.emit()
+        elif isinstance(event, ClassesChanged):
+            self.classes_changed.emit()
+        elif isinstance(event, ModelActivated):
+            self.model_changed.emit(self.station.classifier)
+            self.version_changed.emit(event.version)
+        elif isinstance(event, AdaptStarted):
+            self.adapt_started.emit(event.steps)
+        elif isinstance(event, AdaptStep):
+            self.adapt_progress.emit(event.progress)
+        elif isinstance(event, AdaptFinished):
+            self.adapt_finished.emit(event.message)
+        elif isinstance(event, AdaptSummarized):
+            self.adapt_summary.emit(event.summary)
+        elif isinstance(event, SettingsApplied):
+            self.settings_applied.emit(event.changed)
+        elif isinstance(event, Message):
+            self.message.emit(event)
+            if event.level == "error":
+                self.error.emit(event.text)
+
+    def _report(self, topic: str, exc: BaseException) -> None:
+        self.message.emit(Message(topic, user_message(exc)))  # type: ignore[arg-type]
+        self.error.emit(user_message(exc))
 
     # ---- set-up ------------------------------------------------------------------------------------------
     def load_base_model(self) -> bool:
-        """Load the meta-trained checkpoint named in the preferences; False (and an error signal) if it fails."""
-        try:
-            self.base = load_checkpoint(self.prefs.checkpoint)
-        except (CheckpointError, OSError, ValueError) as exc:
-            self.error.emit(f"The meta-trained model could not be loaded: {user_message(exc)}")
-            return False
-        return True
+        return self.station.load_base_model()
 
     def restore_model(self) -> None:
-        """Bring back the workspace's active model version, so a restart carries on where it stopped."""
-        try:
-            restored = restore_active(self.ws, policy=self.policy(), device=self.device)
-        except (CheckpointError, StorageError, OSError, ValueError) as exc:
-            self.error.emit(
-                f"The last adapted model could not be restored ({user_message(exc)}); adapt again."
-            )
-            return
-        if restored is not None:
-            self._set_classifier(restored[0], restored[1].id)
+        self.station.restore_model()
 
     def ensure_default_classes(self) -> None:
-        """A new workspace gets classes: the synthetic line's defect classes, or ``ok``/``defect`` elsewhere."""
-        if self.ws.classes.list():
-            return
-        names = DEFECT_CLASSES if self.is_synthetic() else ("ok", "defect")
-        for i, name in enumerate(names[:9]):
-            self.ws.classes.add(
-                name,
-                colour=CLASS_COLOURS[i % len(CLASS_COLOURS)],
-                is_defect=name != "ok",
-                shortcut=str(i + 1),
-            )
-        self.classes_changed.emit()
+        self.station.ensure_default_classes()
 
     def is_synthetic(self) -> bool:
-        try:
-            return parse_spec(self.prefs.source)[0] == "synthetic"
-        except ValueError:
-            return False
-
-    def policy(self) -> VerdictPolicy:
-        defects = frozenset(c.name for c in self.ws.classes.list() if c.is_defect)
-        return VerdictPolicy(self.prefs.min_confidence, self.prefs.min_margin, defects)
+        return self.station.is_synthetic()
 
     # ---- capture -----------------------------------------------------------------------------------------
     def start_capture(self) -> None:
-        """Open the configured source on a worker thread and start classifying parts."""
+        """(Re)start the capture loop on a worker thread."""
         self.stop_capture()
-        try:
-            scheme = parse_spec(self.prefs.source)[0]
-            mode = "every" if scheme in ("file", "folder") else "latest"
-            runner = CaptureRunner(self.prefs.source, mode=mode, backoff_s=0.5, backoff_max_s=5.0)
-        except (SourceError, ValueError) as exc:
-            shown = redact_source(self.prefs.source)
-            self.error.emit(f"Camera source {shown!r} cannot be used: {user_message(exc)}")
-            self.capture_state.emit("stopped")
-            return
-        pipeline = InspectionPipeline(runner, PartTrigger(crop_size=128), self.classifier, self._log_results)
-        self.pipeline = pipeline
-
-        def run(cancel: threading.Event) -> Generator[PartResult, None, None]:
-            yield from pipeline.run(cancel)
-
         self._capture = CancellableTask(
-            run, on_yield=self._on_part, on_error=self._on_capture_error, on_finish=self._on_capture_finished
+            self.station.inspect,
+            on_error=lambda exc: self._report("camera", exc),
+            on_finish=lambda: self.capture_state.emit("stopped"),
         ).start()
         self.capture_state.emit("running")
 
     def stop_capture(self, wait_s: float = 3.0) -> None:
-        """Stop the capture worker and wait (bounded) until it no longer writes to the workspace."""
+        """Stop the capture loop and wait (bounded) until it no longer writes to the workspace."""
         if self._capture is not None:
             self._capture.cancel()
             if not self._capture.wait(wait_s):
                 log.warning("capture worker did not stop within %.1f s", wait_s)
             self._capture = None
 
-    def _on_part(self, result: PartResult) -> None:
-        self.recent.append(result)
-        if self.auto_teach_target and result.crop.truth is not None:
-            self._auto_label(result)
-        self.part_seen.emit(result)
-
-    def _on_capture_error(self, exc: BaseException) -> None:
-        self.error.emit(f"Capture stopped: {user_message(exc)}")
-
-    def _on_capture_finished(self) -> None:
-        self.capture_state.emit("stopped")
-
-    def _log_results(self, results: Sequence[PartResult]) -> None:
-        """Runs on the pipeline thread: log every verdict; keep the image of parts that were not OK."""
-        for r in results:
-            v = r.verdict
-            if v is None:
-                continue
-            image_hash = None
-            if v.decision is not Decision.OK:
-                try:
-                    image_hash = self.ws.images.put(r.crop.image)
-                except StorageError as exc:
-                    log.error("could not store the image of part %s: %s", r.crop.part_id, exc)
-            self._writer.add(
-                NewInspection(
-                    predicted=v.class_name,
-                    verdict=v.decision.value,
-                    probabilities=v.probabilities,
-                    time=time.time(),
-                    part_id=r.crop.part_id,
-                    frame_id=r.crop.frame_id,
-                    model_id=self._model_id,
-                    low_confidence=v.low_confidence,
-                    image_hash=image_hash,
-                )
-            )
-        self._report_log_problem()
-
-    def _report_log_problem(self) -> None:
-        """Show it once when verdicts start waiting in memory (disk full) and once when some are lost."""
-        state = (self._writer.error is not None, self._writer.dropped > 0)
-        if state != self._log_state:
-            self._log_state = state
-            problem = self._writer.problem()
-            if problem:
-                self.error.emit(redact_source(problem[0].upper() + problem[1:] + "."))
-
     # ---- labelling ---------------------------------------------------------------------------------------
     def label_latest(self, class_name: str) -> bool:
-        """Label the newest part as ``class_name`` (keyboard 1-9); False when no part has been seen yet."""
-        if not self.recent:
-            self.error.emit("No part has passed the camera yet; wait for one, then label it.")
-            return False
-        return self.label_part(self.recent[-1], class_name)
+        return self.station.label_latest(class_name) is not None
 
     def label_part(self, result: PartResult, class_name: str) -> bool:
-        try:
-            example = self.ws.examples.add(result.crop.image, class_name, source=self.prefs.source)
-        except (StorageError, ValueError) as exc:
-            self.error.emit(f"The label was not saved: {user_message(exc)}")
-            return False
-        self.examples_changed.emit()
-        if self.base is not None:  # the image as stored is the one adaptation will read back
-            try:
-                self._warmer.submit(self.base, [self.ws.examples.load_image(example)])
-            except (StorageError, OSError, ValueError) as exc:
-                log.warning("labelled part not embedded ahead: %s", exc)
-        return True
+        return self.station.label_image(result.crop.image, class_name) is not None
 
     def new_defect_from_latest(self) -> str | None:
-        """Make the newest part the first example of a new defect class (key N); the class name, or None."""
-        if not self.recent:
-            self.error.emit("No part has passed the camera yet; wait for one, then press N.")
-            return None
-        try:
-            record = new_defect_class_from_part(self.ws, self.recent[-1].crop.image, source=self.prefs.source)
-        except (StorageError, ValueError) as exc:
-            self.error.emit(f"The new defect class was not saved: {user_message(exc)}")
-            return None
-        self.classes_changed.emit()
-        self.examples_changed.emit()
-        return record.name
+        """Make the newest part the first example of a new defect class (key N); its name, or None."""
+        return self.station.new_defect_from_latest()
 
     def undo(self) -> bool:
-        change = self.ws.examples.undo()
-        self.examples_changed.emit()
-        return change is not None
+        return self.station.undo()
 
     def redo(self) -> bool:
-        change = self.ws.examples.redo()
-        self.examples_changed.emit()
-        return change is not None
+        return self.station.redo()
 
     def start_auto_teach(self, per_class: int = 5) -> None:
-        """Demo line only: label passing parts from the line's ground truth until each class has ``per_class``."""
-        if not self.is_synthetic():
-            self.error.emit(
-                "Automatic teaching needs the synthetic demo line (it reads the line's ground truth)."
-            )
-            return
-        self.auto_teach_target = per_class
+        self.station.start_auto_teach(per_class)
 
-    def _auto_label(self, result: PartResult) -> None:
-        truth = result.crop.truth
-        assert truth is not None
-        counts = self.ws.examples.counts()
-        if counts.get(truth.defect_class, 0) < self.auto_teach_target and self.ws.classes.find(
-            truth.defect_class
-        ):
-            self.label_part(result, truth.defect_class)
-        names = [c.name for c in self.ws.classes.list()]
-        counts = self.ws.examples.counts()
-        if all(counts.get(n, 0) >= self.auto_teach_target for n in names):
-            self.auto_teach_target = 0
-
-    # ---- adaptation --------------------------------------------------------------------------------------
+    # ---- adaptation and versions -------------------------------------------------------------------------
     def adapting(self) -> bool:
         return self._adapt is not None and not self._adapt.done
 
-    def start_adaptation(self) -> None:
-        """Adapt the base model to the labelled examples in a worker; progress and result come as signals."""
+    def busy(self) -> str | None:
+        """What long work is running (for "quit anyway?"), or None."""
+        if self.training is not None and self.training.running:
+            return "a training run"
         if self.adapting():
-            return
-        if self.base is None and not self.load_base_model():
-            return
-        base = self.base
-        assert base is not None
-        steps = self.prefs.adapt_steps or None  # 0: the model's own number of steps
+            return "an adaptation"
+        if self._model_task is not None and not self._model_task.done:
+            return "loading a model"
+        return None
 
-        def run(cancel: threading.Event) -> Generator[Any, None, TaughtModel | None]:
-            return (
-                yield from teach(
-                    self.ws, base, steps=steps, policy=self.policy(), device=self.device, cancel=cancel
+    def start_adaptation(self) -> None:
+        """Adapt in a worker; progress and result come as signals. Refused (with a message) while one runs."""
+        if self.adapting():
+            self.message.emit(
+                Message(
+                    "teach",
+                    "An adaptation (or the check of the last one) is still running; try again in a moment.",
+                    "warning",
                 )
             )
-
-        self.adapt_started.emit(steps)
+            return
         self._adapt = CancellableTask(
-            run, on_yield=self.adapt_progress.emit, on_return=self._on_taught, on_error=self._on_adapt_error
+            self.station.adapt, on_error=lambda exc: self._finish_failed(exc)
         ).start()
+
+    def _finish_failed(self, exc: BaseException) -> None:
+        text = f"Adaptation failed: {user_message(exc)}"
+        self.adapt_finished.emit(text)
+        self.error.emit(text)
 
     def cancel_adaptation(self) -> None:
         if self._adapt is not None:
             self._adapt.cancel()
 
-    def _on_taught(self, taught: TaughtModel | None) -> None:
-        if taught is None:
-            self.adapt_finished.emit("Adaptation cancelled; the previous model stays in use.")
+    def _run_model_task(self, fn: Callable[[], Any], topic: str = "model") -> None:
+        if self._model_task is not None and not self._model_task.done:
+            self.message.emit(Message("model", "A model is still loading; try again in a moment.", "warning"))
             return
-        if taught.version is None:  # OK examples only: the anomaly scorer alone
-            self._set_classifier(taught.classifier, None)
-            self.adapt_finished.emit(
-                "Learned what a good part looks like: parts unlike the OK examples are rejected as unknown "
-                "defects. Label defects and adapt again to name them."
+        self._model_task = CancellableTask(_call(fn), on_error=lambda exc: self._report(topic, exc)).start()
+
+    def activate(self, version_id: int) -> None:
+        """Load and make live a stored version (in a worker; ``version_changed`` says when)."""
+        self._run_model_task(lambda: self.station.activate(version_id))
+
+    def rollback(self) -> None:
+        """Go back to the version before the live one (in a worker)."""
+        self._run_model_task(self.station.rollback)
+
+    def apply_preferences(self, prefs: Preferences) -> None:
+        """Use new preferences now: thresholds and ROI at once, a device change reloads the model (in a worker),
+        a new source replaces the camera. ``settings_applied`` says when it took effect."""
+        settings = station_settings(prefs, self.station.settings)
+        self.prefs = prefs
+        self._run_model_task(lambda: self.station.apply_settings(settings), topic="settings")
+
+    def set_roi(self, roi: tuple[int, int, int, int] | None) -> bool:
+        """Cut parts only inside ``roi`` (frame pixels; None: the whole frame), from the next frame on."""
+        try:
+            self.station.apply_settings(replace(self.station.settings, roi=roi))
+        except ValueError as exc:  # StationError and a region the settings refuse
+            self._report("camera", exc)
+            return False
+        return True
+
+    def wait_model_task(self, timeout_s: float = 10.0) -> bool:
+        return self._model_task is None or self._model_task.wait(timeout_s)
+
+    # ---- meta-training in a separate process --------------------------------------------------------------
+    def start_training(self, config: TrainConfig, data: str, out: str) -> bool:
+        """Start meta-training on ``data`` in a child process; progress comes as ``training_progress``."""
+        if self.training is not None and self.training.running:
+            self.message.emit(
+                Message("training", "A training run is already going; cancel it first.", "warning")
             )
+            return False
+        try:
+            self.training = BackgroundTraining(config, data, out).start()
+        except (OSError, ValueError) as exc:
+            self._report("training", exc)
+            return False
+        self._training_timer.start()
+        return True
+
+    def cancel_training(self) -> None:
+        if self.training is not None:
+            self.training.cancel()
+
+    def _poll_training(self) -> None:
+        run = self.training
+        if run is None:
+            self._training_timer.stop()
             return
-        self._set_classifier(taught.classifier, taught.version.id)
-        names = ", ".join(taught.classifier.class_names)
-        self.adapt_finished.emit(f"Model version {taught.version.id} is live ({names}).")
+        fresh = run.poll()
+        if fresh:
+            self.training_progress.emit(fresh)
+        if run.finished:
+            self._training_timer.stop()
+            last = run.history[-1] if run.history else None
+            if run.error is not None:
+                self.training_finished.emit(f"Training failed: {run.error}", None)
+            elif last is not None and last.cancelled:
+                self.training_finished.emit(
+                    f"Training cancelled at iteration {last.iteration}.", str(run.out)
+                )
+            else:
+                self.training_finished.emit(f"Training finished: {run.out}", str(run.out))
 
-    def _on_adapt_error(self, exc: BaseException) -> None:
-        prefix = "Not ready to adapt" if isinstance(exc, TeachingError) else "Adaptation failed"
-        self.adapt_finished.emit(f"{prefix}: {user_message(exc)}")
-        self.error.emit(f"{prefix}: {user_message(exc)}")
-
-    def _set_classifier(self, classifier: LiveClassifier, model_id: int | None) -> None:
-        self.classifier = classifier
-        self._model_id = model_id
-        if self.pipeline is not None:
-            self.pipeline.set_classifier(classifier)
-        self.model_changed.emit(classifier)
+    def use_as_base_model(self, checkpoint: str) -> None:
+        """Teach from ``checkpoint`` from now on (the next adaptation loads it)."""
+        self.apply_preferences(replace(self.prefs, checkpoint=checkpoint))
 
     # ---- shutdown ----------------------------------------------------------------------------------------
     def close(self) -> None:
         """Stop workers, flush the inspection log and release the workspace lock."""
         self.stop_capture()
         self.cancel_adaptation()
-        self._warmer.close(wait=False)
-        if self._adapt is not None:
-            self._adapt.wait(10.0)
-        try:
-            self._writer.close()
-        finally:
-            self.ws.close()
+        self._training_timer.stop()
+        if self.training is not None:
+            self.training.stop()
+        for task in (self._adapt, self._model_task):
+            if task is not None and not task.wait(30.0):
+                log.warning("a worker did not stop within 30 s")
+        self._unsubscribe()
+        self.station.close()

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from core.runtime import DEVICE_CHOICES, keep_freed_memory
+from core.station.cli import add_station
 
 EXIT_USAGE = 2
 
@@ -201,6 +202,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_lab,
     add_list,
     add_workspace,
+    add_station,
 ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QFont, QIcon, QPixmap
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QIcon, QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QProgressBar,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -29,6 +30,7 @@ DECISION_TEXT = {Decision.OK: "OK", Decision.REJECT: "REJECT", Decision.CHECK: "
 UNKNOWN_DEFECT_COLOUR = QColor(130, 80, 223)
 UNKNOWN_DEFECT_TEXT = "UNKNOWN DEFECT"
 RECENT_LIMIT = 50
+BANNER_POINTS = 28
 
 
 def verdict_look(verdict: Verdict) -> tuple[str, QColor]:
@@ -47,14 +49,18 @@ class VerdictPanel(QWidget):
         self.banner = QLabel("NOT TAUGHT YET")
         self.banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
         font = QFont()
-        font.setPointSize(28)
+        font.setPointSize(BANNER_POINTS)
         font.setBold(True)
         self.banner.setFont(font)
         self.banner.setMinimumHeight(90)
         self.banner.setFrameShape(QFrame.Shape.StyledPanel)
+        # The banner takes the width it is given and shrinks its font to fit (never clips, never widens
+        # the window); see _fit_banner.
+        self.banner.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.detail = QLabel("Label a few parts of each class, then press Adapt (Ctrl+Return).")
         self.detail.setWordWrap(True)
         self.detail.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.detail.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.bars_box = QWidget()
         self.bars_layout = QGridLayout(self.bars_box)
         self.bars: dict[str, QProgressBar] = {}
@@ -74,6 +80,21 @@ class VerdictPanel(QWidget):
     def _set_banner(self, text: str, colour: QColor) -> None:
         self.banner.setText(text)
         self.banner.setStyleSheet(f"background-color: {colour.name()}; color: white; border-radius: 6px;")
+        self._fit_banner()
+
+    def _fit_banner(self) -> None:
+        """The largest font (up to BANNER_POINTS) at which the banner's text fits its width."""
+        font = self.banner.font()
+        room = max(40, self.banner.contentsRect().width() - 16)
+        for points in range(BANNER_POINTS, 9, -2):
+            font.setPointSize(points)
+            if QFontMetrics(font).horizontalAdvance(self.banner.text()) <= room:
+                break
+        self.banner.setFont(font)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit_banner()
 
     def set_classes(self, class_names: list[str]) -> None:
         """Rebuild one confidence bar per class (after a new model is adapted)."""
@@ -84,12 +105,13 @@ class VerdictPanel(QWidget):
             if item.widget() is not None:
                 item.widget().deleteLater()
         self.bars = {}
-        for row, name in enumerate(class_names):
+        for i, name in enumerate(class_names):
             bar = QProgressBar()
             bar.setRange(0, 100)
             bar.setFormat("%p%")
-            self.bars_layout.addWidget(QLabel(name), row, 0)
-            self.bars_layout.addWidget(bar, row, 1)
+            row, col = i // 2, 2 * (i % 2)  # two columns: six classes take three rows, not six
+            self.bars_layout.addWidget(QLabel(name), row, col)
+            self.bars_layout.addWidget(bar, row, col + 1)
             self.bars[name] = bar
 
     def show_waiting(self, message: str) -> None:

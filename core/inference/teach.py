@@ -96,8 +96,10 @@ def register_adapted(
 ) -> ModelVersion:
     """Record an adapted model file (written by ``adapted.save``) as the workspace's new active version.
 
-    Shared by the app's *Adapt* and ``metainspect-lab adapt --workspace``, so both leave the same record.
+    Shared by the app's *Adapt* and ``metainspect-lab adapt --workspace``, so both leave the same record. The
+    version live before it is recorded as its parent, so ``ws.models.rollback()`` can go back to it.
     """
+    previous = ws.models.active()
     return ws.models.register(
         path,
         algorithm=str(base.learner.config().get("name", "")),
@@ -106,6 +108,7 @@ def register_adapted(
         backbone=str(base.provenance.get("backbone", "")) if base.provenance else "",
         example_ids=example_ids,
         sha256=sha256,
+        parent_id=previous.id if previous is not None else None,
         activate=True,
     )
 

@@ -15,9 +15,7 @@ from core.inference.pipeline import PartResult
 from core.storage import Workspace
 
 
-def test_labelled_parts_are_embedded_before_adapt_and_adapt_reuses_them(
-    qtbot: QtBot, tmp_path: Path
-) -> None:
+def test_labelled_parts_are_embedded_before_adapt_and_adapt_reuses_them(qtbot: QtBot, tmp_path: Path) -> None:
     prefs = Preferences(source="synthetic:seed=1", checkpoint="default", workspace=str(tmp_path / "ws"))
     session = InspectionSession(prefs, Workspace.open(prefs.workspace_path()))
     try:
@@ -28,7 +26,7 @@ def test_labelled_parts_are_embedded_before_adapt_and_adapt_reuses_them(
             image = render_part(rng, name, size=96)[0]
             crop = PartCrop(i, image, i, 0.0, (0, 0, 96, 96))
             assert session.label_part(PartResult(crop, None), name)
-        session._warmer.wait(60)
+        session.station.warmer.wait(60)
         cache = session.base.learner.cache  # type: ignore[union-attr]
         views = len(session.base.learner.views)  # type: ignore[union-attr]
         assert cache.misses == 6 * views and len(cache) == 6 * views

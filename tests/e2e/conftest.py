@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.app.conftest import _isolated_qsettings  # noqa: F401  (same QSettings isolation as app tests)
+from tests.app.conftest import _isolated_qsettings, _refcount_guard  # noqa: F401  (as in the app tests)
 
 
 @pytest.fixture(scope="session")
