@@ -16,7 +16,6 @@ import numpy as np
 from core.camera.frame import Box, Frame, PartTruth
 from core.imaging.roi import Roi, resize_to, square_crop
 
-
 #: Share of the crop side a part's longer side fills, unless a trigger is told otherwise.
 DEFAULT_FILL = 0.8
 

@@ -33,6 +33,11 @@ def load_version(
     ck: LoadedCheckpoint = ws.models.load(mv)
     ck.learner.to(device)
     classifier = LiveClassifier(
-        ck.adapted(), ck.preprocess, ck.class_names, policy, device=device, anomaly=teach_anomaly(ws, ck, None)
+        ck.adapted(),
+        ck.preprocess,
+        ck.class_names,
+        policy,
+        device=device,
+        anomaly=teach_anomaly(ws, ck, None),
     )
     return classifier, mv

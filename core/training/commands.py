@@ -166,7 +166,9 @@ def cmd_evaluate_anomaly(args: argparse.Namespace) -> int:
     from core.lab.anomaly_eval import AnomalyDraw, iter_evaluate_anomaly, split_ok_defective, summarise
 
     set_cpu_threads(args.threads)
-    ck = load_checkpoint(args.checkpoint, device=resolve_device(args.device))
+    ck = load_model(
+        args.checkpoint, workspace=getattr(args, "workspace", None), device=resolve_device(args.device)
+    )
     trunk = find_trunk(ck.learner.model)
     data = read_image_folders(args.data, subdir=args.subdir)
     ok, bad, names = split_ok_defective(data, args.ok_class)
