@@ -16,6 +16,7 @@ from core.cli import main
 from core.storage.checkpoint import load_checkpoint
 from core.storage.model_ref import load_model
 from core.storage.workspace import Workspace
+from core.training.adapt import DEFAULT_ADAPT_STEPS
 
 DATASET = Path(__file__).resolve().parents[4] / "shared" / "datasets" / "magnetic_tile.zip"
 CLASSES = ("MT_Blowhole", "MT_Crack", "MT_Free")
@@ -55,7 +56,7 @@ def test_adapt_records_support_hashes_and_a_workspace_version(lab: dict[str, Pat
     ck = load_checkpoint(lab["model"])
     support = ck.provenance["support_images"]
     assert ck.class_names == list(CLASSES) and len(support) == SHOTS * len(CLASSES)
-    assert ck.adapt_steps == 10  # the app's default (Preferences.adapt_steps)
+    assert ck.adapt_steps is DEFAULT_ADAPT_STEPS is None  # the app's default: the model's own steps
     with Workspace.open(lab["ws"]) as ws:
         version = ws.models.active()
         assert version is not None and version.sha256 == ck.sha256
