@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
@@ -37,8 +38,10 @@ from app.views.shift_view import ShiftView
 from app.views.teach_panel import TeachPanel
 from app.views.training_panel import TrainingPanel
 from app.views.training_view import TrainingView
-from app.views.verdict_panel import DECISION_COLOURS, VerdictPanel
+from app.views.verdict_panel import VerdictPanel, verdict_look
+from core.camera.trigger import DEFAULT_FILL
 from core.inference import LiveClassifier
+from core.inference.anomaly import anomaly_overlay
 from core.inference.pipeline import PartResult
 from core.station import CameraStatus, Message
 from core.station.camera import CameraHealth
@@ -100,6 +103,7 @@ class MainWindow(QMainWindow):
         self.confirm_close: Callable[[str], bool] = lambda what: ask_to_quit(self, what)
         # (box, colour, frame id): the part keeps moving, so its box is drawn only on frames close to the crop's.
         self._last_box: tuple[tuple[int, int, int, int], QColor, int] | None = None
+        self._last_overlay: tuple[tuple[int, int, int, int], np.ndarray] | None = None
         self._drawn_frame_id = -1
         self._camera_status = CameraStatus("connecting")
         self._log_dirty = True
@@ -224,6 +228,7 @@ class MainWindow(QMainWindow):
         QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.session.start_adaptation)
         QShortcut(QKeySequence("Escape"), self, activated=self.session.cancel_adaptation)
         QShortcut(QKeySequence("F11"), self, activated=self.toggle_fullscreen)
+        QShortcut(QKeySequence("N"), self, activated=self.new_defect_from_latest)
 
     # ---- actions -----------------------------------------------------------------------------------------
     def start_roi_editing(self) -> None:
@@ -261,6 +266,14 @@ class MainWindow(QMainWindow):
         if self.session.label_latest(class_name):
             part = self.session.recent[-1].crop.part_id
             self.statusBar().showMessage(f"Part {part} labelled as {class_name}. Ctrl+Z undoes it.", 4000)
+
+    def new_defect_from_latest(self) -> None:
+        name = self.session.new_defect_from_latest()
+        if name is not None:
+            part = self.session.recent[-1].crop.part_id
+            self.statusBar().showMessage(
+                f"Part {part} is the first example of {name!r}. Label more, then Adapt (Ctrl+Return).", 8000
+            )
 
     def add_class(self, name: str, is_defect: bool) -> None:
         self.session.station.add_class(name, is_defect=is_defect)
@@ -342,10 +355,18 @@ class MainWindow(QMainWindow):
     # ---- session signals ---------------------------------------------------------------------------------
     def on_part(self, result: PartResult) -> None:
         self.teach.show_part(result)
+        self._last_overlay = None
         if result.verdict is not None:
             self.verdict.show_verdict(result.verdict, result.crop.image)
-            colour = DECISION_COLOURS[result.verdict.decision]
+            colour = verdict_look(result.verdict)[1]
             self._log_dirty = True
+            anomaly = result.verdict.anomaly
+            if anomaly is not None and anomaly.patch_map is not None:
+                # the crop is the square of side max(w, h) / fill round the part's box (core.camera.trigger)
+                x, y, w, h = result.crop.box
+                side = round(max(w, h) / DEFAULT_FILL)
+                square = (round(x + w / 2 - side / 2), round(y + h / 2 - side / 2), side, side)
+                self._last_overlay = (square, anomaly_overlay(result.crop.image, anomaly))
         else:
             colour = QColor(200, 200, 200)
         self._last_box = (result.crop.box, colour, result.crop.frame_id)
@@ -409,10 +430,11 @@ class MainWindow(QMainWindow):
         if frame is None or frame.frame_id == self._drawn_frame_id:
             return
         self._drawn_frame_id = frame.frame_id
-        boxes = None
+        boxes = overlays = None
         if self._last_box is not None and 0 <= frame.frame_id - self._last_box[2] <= BOX_FRAMES:
             boxes = [self._last_box[:2]]
-        self.frame_view.set_frame(frame.image, boxes)
+            overlays = [self._last_overlay] if self._last_overlay is not None else None
+        self.frame_view.set_frame(frame.image, boxes, overlays)
 
     # ---- window state ------------------------------------------------------------------------------------
     def _restore_geometry(self) -> None:

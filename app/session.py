@@ -203,6 +203,10 @@ class InspectionSession(QObject):
     def label_part(self, result: PartResult, class_name: str) -> bool:
         return self.station.label_image(result.crop.image, class_name) is not None
 
+    def new_defect_from_latest(self) -> str | None:
+        """Make the newest part the first example of a new defect class (key N); its name, or None."""
+        return self.station.new_defect_from_latest()
+
     def undo(self) -> bool:
         return self.station.undo()
 

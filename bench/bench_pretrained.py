@@ -104,7 +104,9 @@ def contenders(spec: str, args: argparse.Namespace) -> tuple[dict[str, Classify]
     wanted = set(args.contenders.split(","))
     new = load_checkpoint(args.checkpoint)
     if args.image_size:  # the same model fed another input size (what a cheaper preprocessing would cost)
-        new = dataclasses.replace(new, preprocess=dataclasses.replace(new.preprocess, image_size=args.image_size))
+        new = dataclasses.replace(
+            new, preprocess=dataclasses.replace(new.preprocess, image_size=args.image_size)
+        )
     data = load_set(spec, args.datasets, new.preprocess, args.per_class)
     out: dict[str, Classify] = {}
     old = load_checkpoint(args.old) if wanted & set(NAMES[:3]) else None

@@ -89,6 +89,26 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_handler("cmd_evaluate"))
 
 
+def add_evaluate_anomaly(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate-anomaly",
+        help="image AUROC of the anomaly scorer taught from K OK images (other classes count as defective)",
+    )
+    p.add_argument(
+        "--checkpoint", required=True, help="checkpoint with an EfficientNet-Lite backbone, or 'default'"
+    )
+    _data(p)
+    p.add_argument(
+        "--ok-class", required=True, help="class folder of the OK parts; every other class is defective"
+    )
+    p.add_argument("--shots", type=int, required=True, help="OK images the scorer is taught from per draw")
+    p.add_argument("--draws", type=int, default=5, help="random draws of the taught OK images (default 5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print one JSON object with the result")
+    _common(p)
+    p.set_defaults(func=_handler("cmd_evaluate_anomaly"))
+
+
 def add_lab(sub: argparse._SubParsersAction) -> None:
     from core.lab.commands import add_lab_commands  # adapt, run, report
 
@@ -178,6 +198,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_pretrain,
     add_build_model,
     add_evaluate,
+    add_evaluate_anomaly,
     add_lab,
     add_list,
     add_workspace,

@@ -1,4 +1,5 @@
-"""A widget that shows the newest camera frame, scaled to fit, with optional overlay boxes."""
+"""A widget that shows the newest camera frame, scaled to fit, with optional overlay boxes and pictures
+(the anomaly map drawn over a part)."""
 
 from __future__ import annotations
 
@@ -29,15 +30,21 @@ class FrameView(QWidget):
         super().__init__(parent)
         self._image: QImage | None = None
         self._boxes: list[tuple[tuple[int, int, int, int], QColor]] = []
+        self._overlays: list[tuple[tuple[int, int, int, int], QImage]] = []
         self._placeholder = placeholder
         self.setMinimumSize(320, 240)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
     def set_frame(
-        self, image: np.ndarray, boxes: list[tuple[tuple[int, int, int, int], QColor]] | None = None
+        self,
+        image: np.ndarray,
+        boxes: list[tuple[tuple[int, int, int, int], QColor]] | None = None,
+        overlays: list[tuple[tuple[int, int, int, int], np.ndarray]] | None = None,
     ) -> None:
+        """Show ``image``; ``overlays`` are pictures (e.g. a part with its anomaly map) drawn into their boxes."""
         self._image = to_qimage(image)
         self._boxes = boxes or []
+        self._overlays = [(box, to_qimage(picture)) for box, picture in (overlays or [])]
         self.update()
 
     def set_placeholder(self, text: str) -> None:
@@ -65,6 +72,10 @@ class FrameView(QWidget):
         target = self._target()
         painter.drawImage(target, self._image)
         scale = target.width() / self._image.width()
+        for (x, y, w, h), picture in self._overlays:
+            painter.drawImage(
+                QRectF(target.x() + x * scale, target.y() + y * scale, w * scale, h * scale), picture
+            )
         for (x, y, w, h), colour in self._boxes:
             painter.setPen(QPen(colour, 3))
             painter.drawRect(

@@ -26,8 +26,18 @@ DECISION_COLOURS: dict[Decision, QColor] = {
     Decision.CHECK: QColor(219, 171, 9),
 }
 DECISION_TEXT = {Decision.OK: "OK", Decision.REJECT: "REJECT", Decision.CHECK: "CHECK BY HAND"}
+#: A reject nobody has taught a class for (far from every OK part): its own colour, so it stands out.
+UNKNOWN_DEFECT_COLOUR = QColor(130, 80, 223)
+UNKNOWN_DEFECT_TEXT = "UNKNOWN DEFECT"
 RECENT_LIMIT = 50
 BANNER_POINTS = 28
+
+
+def verdict_look(verdict: Verdict) -> tuple[str, QColor]:
+    """Banner text and colour of a verdict; an unknown defect gets its own."""
+    if verdict.unknown_defect:
+        return UNKNOWN_DEFECT_TEXT, UNKNOWN_DEFECT_COLOUR
+    return DECISION_TEXT[verdict.decision], DECISION_COLOURS[verdict.decision]
 
 
 class VerdictPanel(QWidget):
@@ -110,17 +120,20 @@ class VerdictPanel(QWidget):
 
     def show_verdict(self, verdict: Verdict, crop: np.ndarray | None = None) -> None:
         self.tally.add(verdict)
-        colour = DECISION_COLOURS[verdict.decision]
-        self._set_banner(DECISION_TEXT[verdict.decision], colour)
-        self.detail.setText(
-            f"Part {verdict.part_id}: {verdict.class_name}  ({verdict.confidence:.0%} confident)"
-        )
+        text, colour = verdict_look(verdict)
+        self._set_banner(text, colour)
+        detail = f"Part {verdict.part_id}: {verdict.class_name}"
+        if len(verdict.class_names) > 1:  # a classifier spoke (not OK examples only)
+            detail += f"  ({verdict.confidence:.0%} confident)"
+        if verdict.anomaly is not None:
+            detail += f"  anomaly {verdict.anomaly.ratio:.1f}x the OK limit"
+        if verdict.unknown_defect:
+            detail += "  (press N to make it a new defect class)"
+        self.detail.setText(detail)
         for name, p in zip(verdict.class_names, verdict.probabilities, strict=True):
             if name in self.bars:
                 self.bars[name].setValue(round(100 * p))
-        item = QListWidgetItem(
-            f"#{verdict.part_id}  {DECISION_TEXT[verdict.decision]}  {verdict.class_name} {verdict.confidence:.0%}"
-        )
+        item = QListWidgetItem(f"#{verdict.part_id}  {text}  {verdict.class_name} {verdict.confidence:.0%}")
         item.setForeground(colour)
         if crop is not None:
             item.setIcon(QIcon(QPixmap.fromImage(to_qimage(crop)).scaled(48, 48)))

@@ -346,9 +346,71 @@ def render_part(
     return image, sprite.defect_box
 
 
+#: Name of the defect :func:`render_unseen_part` draws: never produced by the line nor listed in DEFECT_CLASSES.
+UNSEEN_DEFECT = "burn"
+
+
+def render_unseen_part(
+    rng: np.random.Generator, *, variant: str | int = "default", size: int = 128
+) -> tuple[np.ndarray, Box]:
+    """A part crop with a defect type the line never makes (a burn mark: dark, brownish, irregular blotch).
+
+    For checking that a scorer taught without it (the anomaly scorer, from OK parts) still flags it: the part
+    is rendered as :func:`render_part` renders an OK one, then scorched at a random point well inside it.
+
+    Returns
+    -------
+    image
+        ``(size, size, 3)`` uint8 BGR.
+    box
+        ``(x, y, w, h)`` of the burn in the crop.
+    """
+    sprite = render_sprite(rng, "ok", variant=variant, size=size)
+    solid = cv2.erode(
+        (sprite.alpha > 0.99).astype(np.uint8), np.ones((5, 5), np.uint8), iterations=max(1, size // 32)
+    )
+    ys, xs = np.nonzero(solid)
+    if ys.size == 0:
+        ys, xs = np.nonzero(sprite.alpha > 0.5)
+    k = int(rng.integers(ys.size))
+    cx, cy = float(xs[k]), float(ys[k])
+    radius = size * rng.uniform(0.04, 0.07)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    angle = np.arctan2(yy - cy, xx - cx)
+    wobble = (
+        1.0 + 0.3 * np.sin(3 * angle + rng.uniform(0, 6.3)) + 0.15 * np.sin(5 * angle + rng.uniform(0, 6.3))
+    )
+    dist = np.hypot(xx - cx, yy - cy) / (radius * wobble)
+    burn = np.clip(1.3 - dist, 0.0, 1.0) * sprite.alpha
+    burn = cv2.GaussianBlur(burn, (0, 0), max(0.8, radius / 4))[:, :, None]
+    scorched = np.asarray((20.0, 35.0, 60.0), np.float32)  # dark brown (BGR)
+    premult = sprite.premult.astype(np.float32) * (1.0 - 0.85 * burn) + 0.85 * burn * scorched
+    burnt = PartSprite(
+        premult=np.clip(premult + 0.5, 0, 255).astype(np.uint8),
+        inv=sprite.inv,
+        alpha=sprite.alpha,
+        defect_box=None,
+        defect_class=UNSEEN_DEFECT,
+        variant=sprite.variant,
+    )
+    fx_rng = np.random.default_rng(int(rng.integers(0, 2**63 - 1)))
+    image = burnt.composite(belt_patch(fx_rng, size, variant=sprite.variant))
+    image = apply_imaging(
+        fx_rng,
+        image,
+        noise=fx_rng.uniform(0.5, 4.0),
+        blur=fx_rng.uniform(0.0, 0.6) * size / 128.0,
+        gain=fx_rng.uniform(0.85, 1.15),
+    )
+    r = int(np.ceil(radius * 1.5))
+    x0, y0 = max(0, int(cx) - r), max(0, int(cy) - r)
+    return image, (x0, y0, min(size, int(cx) + r + 1) - x0, min(size, int(cy) + r + 1) - y0)
+
+
 __all__ = [
     "BELT_BGR",
     "DEFECT_CLASSES",
+    "UNSEEN_DEFECT",
     "VARIANTS",
     "PartSprite",
     "Variant",
@@ -357,4 +419,5 @@ __all__ = [
     "list_variants",
     "render_part",
     "render_sprite",
+    "render_unseen_part",
 ]

@@ -16,6 +16,9 @@ import numpy as np
 from core.camera.frame import Box, Frame, PartTruth
 from core.imaging.roi import Roi, resize_to, square_crop
 
+#: Share of the crop side a part's longer side fills, unless a trigger is told otherwise.
+DEFAULT_FILL = 0.8
+
 
 @dataclass(frozen=True)
 class PartCrop:
@@ -85,7 +88,7 @@ class PartTrigger:
         belt_colour: tuple[float, ...] | None = None,
         min_area: float = 0.004,
         max_area: float = 0.6,
-        fill: float = 0.8,
+        fill: float = DEFAULT_FILL,
         crop_size: int | None = None,
         max_jump: float = 0.2,
         lost_after: int = 3,

@@ -399,3 +399,111 @@ def _decode_all(
         kept.append(m.name)
         digests.append(content_hash(data))
     return arrays, kept, digests
+
+
+@dataclass(frozen=True)
+class RawImageFolders:
+    """Image-folder tree read without resizing: each class's images as decoded, at native resolution.
+
+    Attributes
+    ----------
+    class_names : list[str]
+        Class folder paths relative to the data-set root, sorted.
+    images : list[list[np.ndarray]]
+        OpenCV images (grey ``(H, W)`` or BGR ``(H, W, 3)``), sizes may differ, per class.
+    image_names : list[list[str]]
+        Source file names, in the order of ``images``.
+    skipped : tuple[SkippedImage, ...]
+        Files that could not be decoded.
+    source : str
+        The path that was read.
+    """
+
+    class_names: list[str]
+    images: list[list[np.ndarray]]
+    image_names: list[list[str]]
+    skipped: tuple[SkippedImage, ...]
+    source: str
+
+    def index(self, class_name: str) -> int:
+        """Position of ``class_name``; a clear error listing the classes when it is absent."""
+        if class_name not in self.class_names:
+            raise DataError(
+                f"class {class_name!r} not found in {self.source}; classes: {', '.join(self.class_names)}"
+            )
+        return self.class_names.index(class_name)
+
+
+def read_image_folders(path: str | Path, *, subdir: str | None = None) -> RawImageFolders:
+    """Read a folder tree or ``.zip`` of class folders at native resolution (no :class:`Preprocess`).
+
+    For scorers that look at parts at their own size (the anomaly scorer: a small crack vanishes when a
+    250x620 image is squashed to 224x224). Unreadable files are left out and listed in ``skipped``.
+
+    Raises
+    ------
+    DataError
+        Missing path, not a folder or zip, no image folders, or a class with no readable images.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"data path not found: {p}")
+    if p.is_dir():
+        members, folders = _walk_dir(p)
+        return _build_raw(members, folders, subdir, str(p))
+    if not zipfile.is_zipfile(p):
+        raise DataError(f"{p} is neither a folder nor a .zip archive of image folders")
+    with zipfile.ZipFile(p) as zf:
+        members, folders = _walk_zip(zf)
+        return _build_raw(members, folders, subdir, str(p))
+
+
+def _build_raw(members: list[_Member], folders: set[str], subdir: str | None, source: str) -> RawImageFolders:
+    members, folders, base = _select_subdir(members, folders, subdir, source)
+    class_folders = _class_folders(members, folders, base)
+    if not class_folders:
+        raise DataError(
+            f"no image folders found in {source}{f' under {base!r}' if base else ''}; "
+            "expected one sub-folder of images per class"
+        )
+    root = _common_root(class_folders)
+    by_folder: dict[str, list[_Member]] = {f: [] for f in class_folders}
+    for m in members:
+        if m.folder in by_folder:
+            by_folder[m.folder].append(m)
+    names: list[str] = []
+    images: list[list[np.ndarray]] = []
+    file_names: list[list[str]] = []
+    skipped: list[SkippedImage] = []
+    for folder in class_folders:
+        name = folder[len(root) + 1 :] if root else folder
+        kept_images: list[np.ndarray] = []
+        kept: list[str] = []
+        for m in sorted(by_folder[folder], key=lambda m: m.name):
+            try:
+                img = decode_image(m.read())
+            except (
+                OSError,
+                zipfile.BadZipFile,
+                zlib.error,
+                EOFError,
+                NotImplementedError,
+                RuntimeError,
+            ) as exc:
+                skipped.append(SkippedImage(m.name, f"cannot read: {type(exc).__name__}: {exc}"))
+                continue
+            if img is None:
+                skipped.append(SkippedImage(m.name, "not a decodable image"))
+                continue
+            kept_images.append(img)
+            kept.append(m.name)
+        if not kept_images:
+            raise DataError(
+                f"class {name!r} ({source}: {folder}/) has no readable images; add images or remove the folder"
+            )
+        names.append(name)
+        images.append(kept_images)
+        file_names.append(kept)
+    if skipped:
+        log.warning("skipped %d unreadable image(s) in %s", len(skipped), source)
+    return RawImageFolders(names, images, file_names, tuple(skipped), source)

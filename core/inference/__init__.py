@@ -1,11 +1,14 @@
 """Live inference: per-part verdicts with confidence, and running counts."""
 
-from core.inference.live import LiveClassifier, ProbabilityModel, VerdictTally
-from core.inference.verdict import Decision, Verdict, VerdictPolicy, decide
+from core.inference.live import LiveClassifier, PartScorer, ProbabilityModel, VerdictTally
+from core.inference.verdict import UNKNOWN_DEFECT, AnomalyScore, Decision, Verdict, VerdictPolicy, decide
 
 __all__ = [
+    "UNKNOWN_DEFECT",
+    "AnomalyScore",
     "Decision",
     "LiveClassifier",
+    "PartScorer",
     "ProbabilityModel",
     "Verdict",
     "VerdictPolicy",

@@ -1,4 +1,5 @@
-"""The live classifier: an adapted model plus its preprocessing, turning part crops into verdicts."""
+"""The live classifier: an adapted model plus its preprocessing, and the anomaly scorer taught from OK parts,
+turning part crops into verdicts."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import torch
 
 from core.imaging.preprocess import Preprocess
-from core.inference.verdict import Decision, Verdict, VerdictPolicy, decide
+from core.inference.verdict import AnomalyScore, Decision, Verdict, VerdictPolicy, decide
 
 
 class ProbabilityModel(Protocol):
@@ -20,13 +21,21 @@ class ProbabilityModel(Protocol):
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor: ...
 
 
+class PartScorer(Protocol):
+    """Anything with ``score(image) -> AnomalyScore``, e.g. :class:`core.inference.anomaly.AnomalyScorer`."""
+
+    def score(self, image: np.ndarray) -> AnomalyScore: ...
+
+
 class LiveClassifier:
     """Classify part crops with an adapted model.
 
     Parameters
     ----------
     model
-        Adapted classifier whose ``predict_proba`` returns ``(B, N)`` probabilities over ``class_names``.
+        Adapted classifier whose ``predict_proba`` returns ``(B, N)`` probabilities over ``class_names``, or
+        ``None`` when only OK parts are taught (then ``class_names`` is the OK class alone and ``anomaly``
+        decides).
     preprocess
         The preprocessing the model was trained with (from its checkpoint).
     class_names
@@ -35,19 +44,28 @@ class LiveClassifier:
         Confidence thresholds and which classes are defects.
     device
         Where the model lives; inputs are moved there.
+    anomaly
+        Anomaly scorer taught from the OK parts (each crop is scored at its own resolution), or ``None``.
     """
 
     def __init__(
         self,
-        model: ProbabilityModel,
+        model: ProbabilityModel | None,
         preprocess: Preprocess,
         class_names: Sequence[str],
         policy: VerdictPolicy | None = None,
         device: torch.device | str = "cpu",
+        anomaly: PartScorer | None = None,
     ) -> None:
-        if len(class_names) < 2:
+        if model is None and (anomaly is None or len(class_names) != 1):
+            raise ValueError(
+                "without a classifier, give an anomaly scorer and the OK class name alone "
+                f"(got classes {list(class_names)})"
+            )
+        if model is not None and len(class_names) < 2:
             raise ValueError(f"a classifier needs at least 2 classes, got {list(class_names)}")
         self.model = model
+        self.anomaly = anomaly
         self.preprocess = preprocess
         self.class_names = tuple(class_names)
         self.policy = policy or VerdictPolicy()
@@ -57,6 +75,8 @@ class LiveClassifier:
         """OpenCV images -> ``(B, N)`` float64 probabilities."""
         if len(images) == 0:
             return np.zeros((0, len(self.class_names)))
+        if self.model is None:  # OK examples only: the one class, decided by the anomaly score
+            return np.ones((len(images), 1))
         x = self.preprocess.batch(images).to(self.device)
         with torch.inference_mode():
             # One image per forward pass: a model with per-batch BatchNorm statistics would otherwise give a
@@ -74,8 +94,13 @@ class LiveClassifier:
         if len(part_ids) != len(images):
             raise ValueError(f"{len(part_ids)} part ids for {len(images)} images")
         probs = self.probabilities(images)
+        scores: list[AnomalyScore | None] = [None] * len(images)
+        if self.anomaly is not None:
+            with torch.inference_mode():
+                scores = [self.anomaly.score(im) for im in images]
         return [
-            decide(pid, row, self.class_names, self.policy) for pid, row in zip(part_ids, probs, strict=True)
+            decide(pid, row, self.class_names, self.policy, anomaly=a)
+            for pid, row, a in zip(part_ids, probs, scores, strict=True)
         ]
 
 

@@ -254,5 +254,7 @@ class FineTuneHead(MetaLearner):
             return head.logits(model.features(q))
 
         classifier = AdaptedClassifier(model, logits_fn, n, self.chunk_size)
-        classifier.support_logits = head.logits(feats[0])  # the support set as given, without embedding it again
+        classifier.support_logits = head.logits(
+            feats[0]
+        )  # the support set as given, without embedding it again
         return classifier

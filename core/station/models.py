@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from core.inference.live import LiveClassifier
+from core.inference.teach import teach_anomaly
 from core.inference.verdict import VerdictPolicy
 from core.storage import ModelVersion, Workspace
 from core.storage.checkpoint import LoadedCheckpoint
@@ -21,6 +22,8 @@ def load_version(
 ) -> tuple[LiveClassifier, ModelVersion]:
     """Verify and load a stored version's file and rebuild its live classifier on ``device``.
 
+    The anomaly scorer is taught again from the workspace's OK examples (it is not stored with the version).
+
     Raises
     ------
     core.storage.FileIntegrityError, core.storage.checkpoint.CheckpointError, core.storage.RecordNotFoundError
@@ -29,5 +32,12 @@ def load_version(
     mv = version if isinstance(version, ModelVersion) else ws.models.get(version)
     ck: LoadedCheckpoint = ws.models.load(mv)
     ck.learner.to(device)
-    classifier = LiveClassifier(ck.adapted(), ck.preprocess, ck.class_names, policy, device=device)
+    classifier = LiveClassifier(
+        ck.adapted(),
+        ck.preprocess,
+        ck.class_names,
+        policy,
+        device=device,
+        anomaly=teach_anomaly(ws, ck, None),
+    )
     return classifier, mv

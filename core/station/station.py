@@ -24,7 +24,7 @@ from core.camera.source import SOURCES
 from core.camera.synthetic import DEFECT_CLASSES
 from core.inference.live import LiveClassifier
 from core.inference.pipeline import InspectionPipeline, PartResult
-from core.inference.teach import TaughtModel, TeachingError, teach
+from core.inference.teach import TaughtModel, TeachingError, new_defect_class_from_part, teach
 from core.inference.verdict import Decision, VerdictPolicy
 from core.redact import redact_source
 from core.runtime import resolve_device
@@ -448,6 +448,23 @@ class Station:
             return None
         return self.label_image(image, class_name)
 
+    def new_defect_from_latest(self) -> str | None:
+        """Make the newest part the first example of a new defect class (key N); its name, or None (a message
+        says why)."""
+        if not self.recent:
+            self._message("teach", "No part has passed the camera yet; wait for one, then press N.")
+            return None
+        try:
+            record = new_defect_class_from_part(
+                self.ws, self.recent[-1].crop.image, source=self._settings.source
+            )
+        except USER_ERRORS as exc:
+            self._message("teach", f"The new defect class was not saved: {describe_error(exc)}")
+            return None
+        self.events.emit(ClassesChanged())
+        self.events.emit(ExamplesChanged())
+        return record.name
+
     def start_auto_teach(self, per_class: int = 5) -> bool:
         """Demo line only: label passing parts from the line's truth until each class has ``per_class``."""
         if not self.is_synthetic():
@@ -505,6 +522,15 @@ class Station:
         if taught is None:
             self.events.emit(AdaptFinished("Adaptation cancelled; the previous model stays in use."))
             return None
+        if taught.version is None:  # OK examples only: the anomaly scorer alone, no classifier version
+            self._set_model(taught.classifier, None)
+            self.events.emit(
+                AdaptFinished(
+                    "Learned what a good part looks like: parts unlike the OK examples are rejected as "
+                    "unknown defects. Label defects and adapt again to name them."
+                )
+            )
+            return taught
         self._set_model(taught.classifier, taught.version)
         names = ", ".join(taught.classifier.class_names)
         self.events.emit(
@@ -540,7 +566,7 @@ class Station:
             return None
         return self.activate(current.parent_id)
 
-    def _set_model(self, classifier: LiveClassifier, version: ModelVersion) -> None:
+    def _set_model(self, classifier: LiveClassifier, version: ModelVersion | None) -> None:
         with self._lock:
             self._classifier = classifier
             self._version = version

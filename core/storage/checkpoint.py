@@ -168,7 +168,9 @@ def save_checkpoint(
     prov.setdefault("git_commit", git_commit())
     payload: dict[str, Any] = {
         "format": FORMAT_NAME,
-        "format_version": PIXEL_SUPPORT_VERSION if support_x is not None and support_x.dtype == torch.uint8 else 1,
+        "format_version": PIXEL_SUPPORT_VERSION
+        if support_x is not None and support_x.dtype == torch.uint8
+        else 1,
         "model": model.config(),
         "learner": learner.config(),
         "state_dict": {k: v.detach().to("cpu") for k, v in learner.state_dict().items()},
@@ -280,7 +282,9 @@ def load_checkpoint(
         class_names=list(payload["class_names"]),
         provenance=dict(payload.get("provenance") or {}),
         sha256=sha,
-        support_x=None if payload.get("support_x") is None else unpack_support(payload["support_x"], preprocess),
+        support_x=None
+        if payload.get("support_x") is None
+        else unpack_support(payload["support_x"], preprocess),
         support_y=payload.get("support_y"),
         adapt_steps=payload.get("adapt_steps"),
         training_state=payload.get("training_state"),

@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from tqdm import tqdm
@@ -155,6 +155,51 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(
             f"{cfg.ways}-way {cfg.shots}-shot: accuracy {100 * result.accuracy:.2f}% "
             f"+- {100 * result.ci95:.2f}% (95% CI, {result.episodes} episodes, {cfg.queries} queries/class)"
+        )
+    return 0
+
+
+def cmd_evaluate_anomaly(args: argparse.Namespace) -> int:
+    """Image AUROC of the anomaly scorer over ``--draws`` draws of ``--shots`` OK images (app defaults)."""
+    from core.data.folder import read_image_folders
+    from core.inference.anomaly import AnomalyConfig, find_trunk
+    from core.lab.anomaly_eval import AnomalyDraw, iter_evaluate_anomaly, split_ok_defective, summarise
+
+    set_cpu_threads(args.threads)
+    ck = load_model(
+        args.checkpoint, workspace=getattr(args, "workspace", None), device=resolve_device(args.device)
+    )
+    trunk = find_trunk(ck.learner.model)
+    data = read_image_folders(args.data, subdir=args.subdir)
+    ok, bad, names = split_ok_defective(data, args.ok_class)
+    gen = iter_evaluate_anomaly(
+        trunk, ok, bad, shots=args.shots, draws=args.draws, seed=args.seed, config=AnomalyConfig(),
+        weights_sha256=str(getattr(ck.learner.model, "weights_sha256", "") or ""),
+    )  # fmt: skip
+
+    def shown() -> Generator[AnomalyDraw, None, tuple[int, int]]:
+        """The draws, with a progress bar on stderr."""
+        with tqdm(
+            total=args.draws, desc="evaluate-anomaly", unit="draw", file=sys.stderr, disable=args.quiet
+        ) as bar:
+            while True:
+                try:
+                    rec = next(gen)
+                except StopIteration as stop:
+                    return stop.value
+                bar.update(1)
+                bar.set_postfix(auroc=f"{rec.auroc:.4f}", refresh=False)
+                yield rec
+
+    result = summarise(shown(), shots=args.shots, ok_class=args.ok_class, defect_classes=names)
+    if args.json:
+        out = {**result.to_dict(), "checkpoint": str(ck.path), "sha256": ck.sha256, "data": data.source}
+        print(json.dumps(out))
+    else:
+        print(
+            f"anomaly scorer, {args.shots} OK shots: image AUROC {result.auroc:.4f} (min {result.auroc_min:.4f} "
+            f"over {result.draws} draws; {result.ok_tested} OK and {result.defects_tested} defective images "
+            f"scored per draw; defective = {', '.join(names)})"
         )
     return 0
 

@@ -70,5 +70,5 @@ def test_adaptation_uses_the_models_own_steps_unless_the_user_chose() -> None:
 
     assert DEFAULT_ADAPT_STEPS is None and Preferences().adapt_steps == 0  # 0: the model's own steps
     assert Preferences(adapt_steps=25).adapt_steps == 25
-    with pytest.raises(ValueError, match="0..1000"):
+    with pytest.raises(ValueError, match=r"0\.\.1000"):
         Preferences(adapt_steps=-1)

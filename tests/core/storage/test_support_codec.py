@@ -41,7 +41,9 @@ def test_an_adapted_model_file_is_smaller_and_readapts_to_the_same_support(tmp_p
     learner = create_learner("protonet", model, n_way=3)
     x, y = _prepared(12), torch.arange(3).repeat(4)
     packed_path, float_path = tmp_path / "a.pt", tmp_path / "b.pt"
-    save_checkpoint(packed_path, learner, preprocess=PREP, class_names=list("abc"), provenance={}, support=(x, y))
+    save_checkpoint(
+        packed_path, learner, preprocess=PREP, class_names=list("abc"), provenance={}, support=(x, y)
+    )
     save_checkpoint(
         float_path, learner, preprocess=PREP, class_names=list("abc"), provenance={}, support=(x + 1e-3, y)
     )

@@ -1,0 +1,87 @@
+"""Teaching from a workspace with the anomaly scorer: OK parts only first, then with a labelled defect."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from core.camera.synthetic import render_part, render_unseen_part
+from core.inference import UNKNOWN_DEFECT, Decision
+from core.inference.teach import TaughtModel, TeachingError, new_defect_class_from_part, restore_active, teach
+from core.storage import Workspace
+from core.storage.checkpoint import LoadedCheckpoint, load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def base() -> LoadedCheckpoint:
+    return load_checkpoint("default")
+
+
+def _run(gen: Generator[Any, None, TaughtModel | None]) -> TaughtModel:
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            assert stop.value is not None
+            return stop.value
+
+
+def test_ok_parts_only_give_an_anomaly_verdict_then_a_labelled_defect_adds_its_name(
+    tmp_path: Path, base: LoadedCheckpoint
+) -> None:
+    rng = np.random.default_rng(8)
+    with Workspace.open(tmp_path / "ws") as ws:
+        ws.classes.add("ok")
+        ws.classes.add("scratch", is_defect=True)
+        for _ in range(12):
+            ws.examples.add(render_part(rng, "ok", size=128)[0], "ok")
+
+        taught = _run(teach(ws, base, steps=5))
+        assert taught.version is None and taught.adapted is None  # no classifier to register yet
+        live = taught.classifier
+        assert live.model is None and live.anomaly is not None and live.class_names == ("ok",)
+        ok_parts = [render_part(rng, "ok", size=128)[0] for _ in range(6)]
+        burnt = [render_unseen_part(rng, size=128)[0] for _ in range(6)]
+        verdicts = live.classify(list(range(12)), ok_parts + burnt)
+        assert sum(v.decision is Decision.OK for v in verdicts[:6]) >= 5
+        assert sum(v.class_name == UNKNOWN_DEFECT for v in verdicts[6:]) >= 5
+        assert ws.models.active() is None
+
+        # label a few scratches: the classifier now names them, the anomaly scorer still guards the rest
+        for _ in range(4):
+            ws.examples.add(render_part(rng, "scratch", size=128)[0], "scratch")
+        taught = _run(teach(ws, base, steps=5))
+        assert taught.version is not None and taught.classifier.anomaly is not None
+        assert set(taught.classifier.class_names) == {"ok", "scratch"}
+        cracks = [render_part(rng, "crack", size=128)[0] for _ in range(6)]  # never labelled
+        verdicts = taught.classifier.classify(list(range(6)), cracks)
+        assert sum(v.decision is Decision.REJECT for v in verdicts) >= 5
+
+        restored = restore_active(ws)
+        assert restored is not None and restored[0].anomaly is not None
+
+
+def test_teaching_needs_two_ok_parts_when_nothing_else_is_labelled(
+    tmp_path: Path, base: LoadedCheckpoint
+) -> None:
+    with Workspace.open(tmp_path / "ws") as ws:
+        ws.classes.add("ok")
+        ws.examples.add(render_part(np.random.default_rng(0), "ok", size=64)[0], "ok")
+        with pytest.raises(TeachingError, match="at least two OK parts"):
+            _run(teach(ws, base))
+
+
+def test_a_part_becomes_the_first_example_of_a_new_defect_class(tmp_path: Path) -> None:
+    image = render_unseen_part(np.random.default_rng(1), size=64)[0]
+    with Workspace.open(tmp_path / "ws") as ws:
+        ws.classes.add("ok", shortcut="1")
+        first = new_defect_class_from_part(ws, image)
+        second = new_defect_class_from_part(ws, image)
+        assert (first.name, first.is_defect, first.shortcut) == ("new defect 1", True, "2")
+        assert second.name == "new defect 2"
+        counts = ws.examples.counts()
+        assert (counts["new defect 1"], counts["new defect 2"], counts.get("ok", 0)) == (1, 1, 0)
