@@ -23,6 +23,7 @@ from pytestqt.qtbot import QtBot
 from app.main_window import MainWindow
 from app.preferences import Preferences
 from app.session import InspectionSession
+from core.inference.verdict import UNKNOWN_DEFECT
 from core.storage import Workspace
 
 ACCURACY_BAR = 0.85
@@ -78,7 +79,8 @@ def test_teach_six_classes_adapt_the_shipped_model_and_judge_an_unseen_variant(
     print(f"\nacceptance: adapt {adapt_s:.1f} s; {summary.to_dict()}")
     assert summary.with_truth >= PARTS
     assert summary.accuracy is not None and summary.accuracy >= ACCURACY_BAR, summary.to_dict()
-    assert len(summary.classes) == 6  # every class was predicted at some point
+    # every taught class was predicted at some point; besides them only the anomaly scorer's "unknown defect"
+    assert set(counts) <= set(summary.classes) <= set(counts) | {UNKNOWN_DEFECT}, summary.classes
 
     # The counters saw every part the station judged (Qt delivers the events a moment later).
     qtbot.waitUntil(lambda: window.verdict.tally.total >= PARTS, timeout=10_000)
