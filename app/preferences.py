@@ -13,6 +13,7 @@ from platformdirs import user_config_dir
 
 from core.paths import APP_NAME, default_workspace_path
 from core.runtime import resolve_device
+from core.station.settings import check_verdict_settings
 from core.storage.files import atomic_write_bytes
 from core.training.adapt import DEFAULT_ADAPT_STEPS
 
@@ -33,12 +34,7 @@ class Preferences:
     display_fps: int = 30
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.min_confidence <= 1.0:
-            raise ValueError(f"min_confidence must lie in [0, 1], got {self.min_confidence}")
-        if not 0.0 <= self.min_margin <= 1.0:
-            raise ValueError(f"min_margin must lie in [0, 1], got {self.min_margin}")
-        if not 0 <= self.adapt_steps <= 1000:
-            raise ValueError(f"adapt_steps must lie in 0..1000 (0 = the model's own), got {self.adapt_steps}")
+        check_verdict_settings(self.min_confidence, self.min_margin, self.adapt_steps)
         if not 1 <= self.display_fps <= 120:
             raise ValueError(f"display_fps must lie in 1..120, got {self.display_fps}")
 

@@ -43,3 +43,24 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+
+
+@pytest.fixture(scope="session")
+def small_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small, untrained ProtoNet checkpoint written with the real save_checkpoint (adapts in milliseconds)."""
+    from core.imaging import Preprocess
+    from core.meta import create_learner
+    from core.models import create_model
+    from core.storage.checkpoint import save_checkpoint
+
+    path = tmp_path_factory.mktemp("ckpt") / "base.pt"
+    model = create_model("conv4", in_channels=3, n_way=5, image_size=32, width=16)
+    learner = create_learner("protonet", model, n_way=5)
+    save_checkpoint(
+        path,
+        learner,
+        preprocess=Preprocess(32, 3, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)),
+        class_names=[],
+        provenance={"purpose": "test"},
+    )
+    return path

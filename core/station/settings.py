@@ -12,6 +12,22 @@ CaptureMode = Literal["auto", "latest", "every"]
 Roi = tuple[int, int, int, int]
 
 
+def check_verdict_settings(min_confidence: float, min_margin: float, adapt_steps: int) -> None:
+    """Validate the thresholds and adaptation steps the station and the app's preferences share.
+
+    Raises
+    ------
+    ValueError
+        A threshold outside [0, 1] or steps outside 0..1000 (0 = the model's own).
+    """
+    if not 0.0 <= min_confidence <= 1.0:
+        raise ValueError(f"min_confidence must lie in [0, 1], got {min_confidence}")
+    if not 0.0 <= min_margin <= 1.0:
+        raise ValueError(f"min_margin must lie in [0, 1], got {min_margin}")
+    if not 0 <= adapt_steps <= 1000:
+        raise ValueError(f"adapt_steps must lie in 0..1000 (0 = the model's own), got {adapt_steps}")
+
+
 @dataclass(frozen=True)
 class StationSettings:
     """What an engineer may change while the line runs.
@@ -51,12 +67,7 @@ class StationSettings:
     capture_mode: CaptureMode = "auto"
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.min_confidence <= 1.0:
-            raise ValueError(f"min_confidence must lie in [0, 1], got {self.min_confidence}")
-        if not 0.0 <= self.min_margin <= 1.0:
-            raise ValueError(f"min_margin must lie in [0, 1], got {self.min_margin}")
-        if not 0 <= self.adapt_steps <= 1000:
-            raise ValueError(f"adapt_steps must lie in 0..1000 (0 = the model's own), got {self.adapt_steps}")
+        check_verdict_settings(self.min_confidence, self.min_margin, self.adapt_steps)
         if not 8 <= self.crop_size <= 1024:
             raise ValueError(f"crop_size must lie in 8..1024 pixels, got {self.crop_size}")
         if self.trigger_threshold <= 0:

@@ -21,6 +21,3 @@ def _isolated_qsettings(tmp_path_factory: pytest.TempPathFactory) -> None:
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(path))
     QCoreApplication.setOrganizationName("MetaInspectTests")
     QCoreApplication.setApplicationName("MetaInspectTests")
-
-
-from tests.core.station.conftest import small_checkpoint  # noqa: E402, F401  (shared session fixture)
