@@ -45,22 +45,25 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
 
 
-@pytest.fixture(scope="session")
-def small_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small, untrained ProtoNet checkpoint written with the real save_checkpoint (adapts in milliseconds)."""
+def write_tiny_checkpoint(path: Path, algorithm: str = "protonet", n_way: int = 5) -> Path:
+    """A small, untrained Conv-4 checkpoint (32 px RGB) of ``algorithm``, written with the real save_checkpoint."""
     from core.imaging import Preprocess
     from core.meta import create_learner
     from core.models import create_model
     from core.storage.checkpoint import save_checkpoint
 
-    path = tmp_path_factory.mktemp("ckpt") / "base.pt"
-    model = create_model("conv4", in_channels=3, n_way=5, image_size=32, width=16)
-    learner = create_learner("protonet", model, n_way=5)
+    model = create_model("conv4", in_channels=3, n_way=n_way, image_size=32, width=16)
     save_checkpoint(
         path,
-        learner,
+        create_learner(algorithm, model, n_way=n_way),
         preprocess=Preprocess(32, 3, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)),
         class_names=[],
         provenance={"purpose": "test"},
     )
     return path
+
+
+@pytest.fixture(scope="session")
+def small_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small, untrained ProtoNet checkpoint (adapts in milliseconds)."""
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "base.pt")

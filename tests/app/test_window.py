@@ -22,6 +22,7 @@ from app.session import InspectionSession
 from core.inference import Decision
 from core.storage import Workspace
 from tests.app.workspace_fixtures import SOURCE, log_shift, taught_workspace
+from tests.conftest import write_tiny_checkpoint
 from tests.core.station.test_station import FlakySource
 
 
@@ -146,22 +147,7 @@ def test_rollback_and_a_history_correction_through_the_window(
 @pytest.fixture(scope="module")
 def slow_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A MAML checkpoint: its adaptation takes real gradient steps, so it is still running when we close."""
-    from core.imaging import Preprocess
-    from core.meta import create_learner
-    from core.models import create_model
-    from core.storage.checkpoint import save_checkpoint
-
-    path = tmp_path_factory.mktemp("slow") / "maml.pt"
-    model = create_model("conv4", in_channels=3, n_way=6, image_size=32, width=16)
-    learner = create_learner("maml", model, n_way=6)
-    save_checkpoint(
-        path,
-        learner,
-        preprocess=Preprocess(32, 3, (0.5,) * 3, (0.25,) * 3),
-        class_names=[],
-        provenance={"purpose": "test"},
-    )
-    return path
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("slow") / "maml.pt", "maml", n_way=6)
 
 
 def test_closing_while_adapting_asks_then_stops_the_worker(
