@@ -141,11 +141,14 @@ def main() -> int:
         prefs = Preferences(
             source=args.source, checkpoint=args.checkpoint, workspace=str(Path(tmp) / "ws"), device="cpu"
         )
-        window = build_window(prefs, Workspace.open(prefs.workspace_path()))
+        window = build_window(
+            prefs, Workspace.open(prefs.workspace_path()), load_in_background=True
+        )  # as the app
         window.show()
         session = window.session
-        rss_start = rss_mb()
         wait(window.frame_view.has_frame, 60, "first frame")
+        wait(lambda: not session.model_loading(), 300, "the model loading")
+        rss_start = rss_mb()
         session.start_auto_teach(args.per_class)
         wait(lambda: session.auto_teach_target == 0, 600, "teaching from the demo line")
 

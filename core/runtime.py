@@ -93,6 +93,13 @@ def keep_freed_memory(keep_bytes: int = KEEP_FREED_BYTES) -> bool:
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, keep))
 
 
+def import_optimizer_machinery() -> None:
+    """Import now what torch imports the first time an optimizer is built (``torch._dynamo``: 2.5 s of CPU on
+    the 2-core reference PC, holding the interpreter lock), so the first adaptation does not pay it while the
+    line and the window run beside it. The app calls it from its model-loading worker at start-up."""
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
 def release_freed_memory() -> bool:
     """Give the freed heap pages kept by :func:`keep_freed_memory` back to the OS (glibc ``malloc_trim(0)``);
     True when some were released.

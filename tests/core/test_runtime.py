@@ -84,3 +84,16 @@ def test_release_freed_memory_hands_kept_memory_back_between_runs() -> None:
     released, peak, after = _rss_after_free("release", env)
     assert released
     assert after < peak - 150  # kept for reuse while working, given back once the work is done
+
+
+def test_import_optimizer_machinery_loads_what_the_first_optimizer_would() -> None:
+    probe = (
+        "import sys\nfrom core.runtime import import_optimizer_machinery\n"
+        "before = 'torch._dynamo' in sys.modules\nimport_optimizer_machinery()\n"
+        "print(before, 'torch._dynamo' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    ).stdout.split()  # fmt: skip
+    assert out == ["False", "True"]
