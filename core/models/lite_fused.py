@@ -5,9 +5,9 @@ convolution, then ReLU6, then the residual add, each as its own pass over memory
 single-image 1x1 convolution takes PyTorch's slow im2col path. Here each convolution goes through oneDNN
 (``torch.ops.mkldnn._convolution_pointwise``, the kernel ``torch.compile``'s CPU backend calls) with the ReLU6
 clamp or the residual add applied as it writes its output, on channels-last tensors, with the weights reordered
-once into oneDNN's blocked layout and kept per input size. The arithmetic is the same up to float rounding
-(pooled features within 1e-6 of the reference; tests/core/models/test_lite_fused.py); on the 2-core reference
-PC it is about 1.4x faster for one image and 1.2x for a batch of 32 (docs/benchmarks.md, "Inference speed").
+into oneDNN's blocked layout (:class:`FusedTrunk`). The arithmetic is the same up to float rounding (pooled
+features within 1e-6 of the reference; tests/core/models/test_lite_fused.py). CPU time on the shared 2-core VM:
+about 1.4x less for one image, 1.1-1.2x less for a batch of 32 (docs/benchmarks.md, "Inference speed").
 
 It serves only what it can serve exactly: a CPU float32 input, a trunk with its BatchNorm folded, oneDNN
 present, and nothing that needs a gradient (the oneDNN kernels have no backward). Anything else takes the
@@ -60,44 +60,51 @@ def same_pads(size: Sequence[int], kernel: int, stride: int) -> list[int]:
 
 @dataclass(frozen=True)
 class _Conv:
-    """One convolution as oneDNN runs it: prepacked weight, explicit padding, fused activation."""
+    """One convolution as oneDNN runs it: prepacked weight, "same" padding, fused activation."""
 
     weight: torch.Tensor
     bias: torch.Tensor | None
-    pad_input: tuple[int, ...] | None  # asymmetric "same" padding done before the convolution
-    padding: list[int]
-    stride: list[int]
+    kernel: int
+    stride: int
     groups: int
     act: tuple[str, list[float]]
 
     def __call__(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         assert _OPS is not None
-        if self.pad_input is not None:
-            x = F.pad(x, self.pad_input)
-        args = (self.weight, self.bias, self.padding, self.stride, [1, 1], self.groups)
+        k, s = self.kernel, self.stride
+        if s == 1 and k % 2:  # symmetric "same": the convolution pads by itself
+            padding = [k // 2, k // 2]
+        else:  # TensorFlow "same" may be asymmetric: pad first (depends on the input's size)
+            pads = same_pads(x.shape[-2:], k, s)
+            if any(pads):
+                x = F.pad(x, pads)
+            padding = [0, 0]
+        args = (self.weight, self.bias, padding, [s, s], [1, 1], self.groups)
         if residual is not None:  # project conv + skip: oneDNN adds the residual as it writes
             return _OPS[1](x, residual, *args, "add", None, None, [], None)
         return _OPS[0](x, *args, self.act[0], self.act[1], None)
 
 
-def _pack(
-    conv: nn.Conv2d, size: tuple[int, int], act: tuple[str, list[float]]
-) -> tuple[_Conv, tuple[int, int]]:
-    """Prepare ``conv`` for inputs of ``size`` (H, W); returns it and its output size."""
+def _pack(conv: nn.Conv2d, size: int | None, act: tuple[str, list[float]]) -> tuple[_Conv, int | None]:
+    """``conv`` ready for oneDNN, and the side of its output for a ``size`` side input.
+
+    With a ``size`` the weight is reordered into the layout oneDNN picks for that input (it differs between
+    sizes: weights packed for 224 px ran a 200 x 184 input 2x slower than unpacked ones); ``None`` keeps the
+    weight dense (channels-last), which any size takes.
+    """
     k, s = conv.kernel_size[0], conv.stride[0]
-    if s == 1 and k % 2:  # symmetric "same": the convolution pads by itself
-        pad_input, padding, padded = None, [k // 2, k // 2], (size[0] + k - 1, size[1] + k - 1)
+    if size is None:
+        weight = conv.weight.detach().contiguous(memory_format=torch.channels_last)
+        out = None
     else:
-        pads = same_pads(size, k, s)
-        pad_input = tuple(pads) if any(pads) else None
-        padding = [0, 0]
-        padded = (size[0] + pads[2] + pads[3], size[1] + pads[0] + pads[1])
-    out = (math.ceil(size[0] / s), math.ceil(size[1] / s))
-    weight = torch.ops.mkldnn._reorder_convolution_weight(
-        conv.weight.detach(), padding, [s, s], [1, 1], conv.groups, [1, conv.in_channels, *padded]
-    )
+        padding = [k // 2, k // 2] if s == 1 and k % 2 else [0, 0]
+        padded = size + k - 1 if s == 1 and k % 2 else (math.ceil(size / s) - 1) * s + k
+        weight = torch.ops.mkldnn._reorder_convolution_weight(
+            conv.weight.detach(), padding, [s, s], [1, 1], conv.groups, [1, conv.in_channels, padded, padded]
+        )
+        out = math.ceil(size / s)
     bias = None if conv.bias is None else conv.bias.detach()
-    return _Conv(weight, bias, pad_input, padding, [s, s], conv.groups, act), out
+    return _Conv(weight, bias, k, s, conv.groups, act), out
 
 
 Signature = tuple[tuple[int, int, int], ...]
@@ -105,7 +112,7 @@ Signature = tuple[tuple[int, int, int], ...]
 
 @dataclass(frozen=True)
 class _Plan:
-    """Every convolution of the trunk prepared for one input size."""
+    """Every convolution of the trunk prepared for oneDNN."""
 
     stem: _Conv
     blocks: list[tuple[_Conv | None, _Conv, _Conv, bool]]  # expand, depthwise, project, skip
@@ -114,8 +121,8 @@ class _Plan:
     signature: Signature
 
 
-def _plan(trunk: LiteTrunk, size: tuple[int, int]) -> _Plan:
-    stem, size = _pack(trunk._conv_stem, size, _RELU6)
+def _plan(trunk: LiteTrunk, side: int | None) -> _Plan:
+    stem, size = _pack(trunk._conv_stem, side, _RELU6)
     blocks = []
     for block in trunk._blocks:
         expand = None
@@ -138,15 +145,20 @@ def _signature(convs: Sequence[nn.Module]) -> Signature:
 
 
 class FusedTrunk:
-    """Plans (prepacked weights) of one trunk per input size, least recently used dropped beyond ``capacity``.
+    """The trunk's convolutions prepared for oneDNN, remade whenever its weights change.
 
-    Thread-safe: the app embeds labelled parts in one worker while another classifies. Not copied with the
-    trunk (a copy starts empty and plans for its own weights).
+    Square input sides seen twice get weights packed for them (up to ``capacity`` sides, least recently used
+    dropped; packing costs about 10 ms, repaid within two images at 224 px); any other input runs on dense
+    channels-last weights, so parts cropped at a new size every time (the anomaly scorer's native-size crops)
+    never pay for packing. Thread-safe: the app embeds labelled parts in one worker while another classifies.
+    Not copied with the trunk (a copy starts empty and plans for its own weights).
     """
 
-    def __init__(self, capacity: int = 4) -> None:
+    def __init__(self, capacity: int = 2) -> None:
         self.capacity = int(capacity)
-        self._plans: OrderedDict[tuple[int, int], _Plan] = OrderedDict()
+        self._dense: _Plan | None = None
+        self._packed: OrderedDict[int, _Plan] = OrderedDict()
+        self._seen: set[int] = set()
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, int]:
@@ -156,27 +168,38 @@ class FusedTrunk:
         self.__init__(state["capacity"])  # type: ignore[misc]
 
     def __len__(self) -> int:
-        return len(self._plans)
+        """Plans held (dense and packed)."""
+        return int(self._dense is not None) + len(self._packed)
 
     def clear(self) -> None:
         with self._lock:
-            self._plans.clear()
+            self._dense = None
+            self._packed.clear()
+            self._seen.clear()
 
     def plan(self, trunk: LiteTrunk, size: tuple[int, int]) -> _Plan:
-        """The plan for inputs of ``size`` (H, W), made on first use and whenever the weights changed."""
+        """The plan for an input of ``size`` (H, W), made or remade as needed."""
+        side = size[0] if size[0] == size[1] else None
         with self._lock:
-            plan = self._plans.get(size)
+            plan = self._packed.get(side) if side is not None else None
             if plan is not None:
-                self._plans.move_to_end(size)
+                self._packed.move_to_end(side)
+            pack = side is not None and (plan is not None or side in self._seen)
+            if side is not None and len(self._seen) < 64:
+                self._seen.add(side)
+            if plan is None and not pack:
+                plan = self._dense
         if plan is not None and _signature(plan.convs) == plan.signature:
             return plan
         with torch.no_grad():
-            plan = _plan(trunk, size)
+            plan = _plan(trunk, side if pack else None)
         with self._lock:
-            self._plans[size] = plan
-            self._plans.move_to_end(size)
-            while len(self._plans) > self.capacity:
-                self._plans.popitem(last=False)
+            if pack:
+                self._packed[side] = plan
+                while len(self._packed) > self.capacity:
+                    self._packed.popitem(last=False)
+            else:
+                self._dense = plan
         return plan
 
     def stage_maps(self, trunk: LiteTrunk, x: torch.Tensor, stages: Sequence[int]) -> dict[int, torch.Tensor]:
