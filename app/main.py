@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         prefs = effective_preferences(args, prefs)
     except ValueError as exc:
-        QMessageBox.critical(None, APP_NAME, f"Invalid option: {exc}")
+        QMessageBox.critical(None, APP_NAME, f"Invalid option: {user_message(exc)}")  # no camera password
         return 2
     try:
         workspace = Workspace.open(prefs.workspace_path())

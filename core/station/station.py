@@ -22,6 +22,7 @@ import numpy as np
 from core.camera import CaptureRunner, Frame, FrameSource, PartTrigger, parse_spec
 from core.camera.source import SOURCES
 from core.camera.synthetic import DEFECT_CLASSES
+from core.imaging.image_header import check_encoded_image
 from core.inference.live import LiveClassifier
 from core.inference.pipeline import InspectionPipeline, PartResult
 from core.inference.teach import TaughtModel, TeachingError, new_defect_class_from_part, teach
@@ -391,7 +392,12 @@ class Station:
 
         added, bad = 0, []
         for path in paths:
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            try:  # fromfile + imdecode copes with non-ASCII paths; the header is checked before decoding
+                data = np.fromfile(path, dtype=np.uint8)
+                check_encoded_image(data.tobytes(), str(path))
+                image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+            except (OSError, ValueError, cv2.error):
+                image = None
             if image is None:
                 bad.append(str(path))
                 continue
