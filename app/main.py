@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         workspace = Workspace.open(prefs.workspace_path())
-    except (StorageError, OSError) as exc:
+    except (StorageError, OSError, ValueError) as exc:
         QMessageBox.critical(None, APP_NAME, f"The workspace could not be opened.\n\n{user_message(exc)}")
         return 1
     window = build_window(prefs, workspace)

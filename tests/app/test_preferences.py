@@ -24,6 +24,7 @@ from tests.fuzzing import peak_memory_growth
         ('{"source": 5}', "source is 5, not a str"),
         ('{"display_fps": true}', "display_fps is True"),
         ('{"min_margin": 7}', "min_margin must lie in [0, 1]"),
+        ('{"workspace": "a\\u0000b"}', "workspace holds a NUL character"),
         ("\udcff", "could not be read"),
     ],
 )
