@@ -26,6 +26,7 @@ from core.camera.synthetic import DEFECT_CLASSES
 from core.inference.pipeline import InspectionPipeline, PartResult
 from core.inference.teach import teach
 from core.inference.verdict import VerdictPolicy
+from core.runtime import release_freed_memory
 from core.storage import NewInspection, Workspace
 from core.storage.checkpoint import load_checkpoint
 
@@ -177,6 +178,8 @@ def run_soak(
                     adaptations += 1
             except Exception as exc:  # a soak records every failure and goes on, like the app
                 errors.append(f"adaptation: {type(exc).__name__}: {exc}")
+            finally:
+                release_freed_memory()  # as the app does after each adaptation (app/session.py)
 
         start = last_adapt = last_sample = time.monotonic()
         stop_event = threading.Event()
