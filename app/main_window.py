@@ -45,6 +45,7 @@ from core.inference.anomaly import anomaly_overlay
 from core.inference.pipeline import PartResult
 from core.station import CameraStatus, Message
 from core.station.camera import CameraHealth
+from core.station.summary import AdaptSummary
 from core.storage import StorageError
 from core.training.progress import AdaptProgress
 
@@ -189,7 +190,7 @@ class MainWindow(QMainWindow):
         s.adapt_started.connect(self.on_adapt_started)
         s.adapt_progress.connect(self.on_adapt_progress)
         s.adapt_finished.connect(self.on_adapt_finished)
-        s.adapt_summary.connect(lambda summary: self.adaptation.show_summary(summary, s.ws))
+        s.adapt_summary.connect(self.on_adapt_summary)
         s.message.connect(self.on_message)
         s.camera_status.connect(self.on_camera_status)
         s.settings_applied.connect(self.on_settings_applied)
@@ -390,6 +391,10 @@ class MainWindow(QMainWindow):
         self.teach.set_adapting(False)
         self.training.finish(message)
         self.statusBar().showMessage(message, 8000)
+
+    def on_adapt_summary(self, summary: AdaptSummary) -> None:
+        self.adaptation.show_summary(summary, self.session.ws)
+        self.examples.set_flags(summary)
 
     def on_message(self, message: Message) -> None:
         bars = {

@@ -539,11 +539,12 @@ class Station:
         if self.summarize_after_adapt:
             # After going live: the line is already judged by the new model while its examples are scored.
             try:
-                summary = summarize(self.ws, taught.classifier, taught.version.id)
+                summary = summarize(self.ws, taught, cancel)
             except USER_ERRORS as exc:
                 self._message("teach", f"The new model could not be checked: {describe_error(exc)}")
             else:
-                self.events.emit(AdaptSummarized(summary))
+                if summary is not None:  # None: cancelled while checking
+                    self.events.emit(AdaptSummarized(summary))
         return taught
 
     def activate(self, version_id: int) -> ModelVersion | None:
