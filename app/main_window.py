@@ -213,6 +213,8 @@ class MainWindow(QMainWindow):
             )
         )
         self.history.override_requested.connect(self.override)
+        self.history.evidence_requested.connect(s.request_evidence)
+        s.evidence_ready.connect(self.history.show_evidence)
         self.meta_training.start_requested.connect(self.start_training)
         self.meta_training.cancel_requested.connect(s.cancel_training)
         self.meta_training.use_requested.connect(self.use_trained_model)
