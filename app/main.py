@@ -52,9 +52,15 @@ def effective_preferences(args: argparse.Namespace, prefs: Preferences) -> Prefe
     return replace(prefs, **overrides)
 
 
-def build_window(prefs: Preferences, workspace: Workspace) -> MainWindow:
-    """Compose the session and window, and start the line. Used by :func:`main` and the end-to-end tests."""
+def build_window(prefs: Preferences, workspace: Workspace, checkpoint: str | None = None) -> MainWindow:
+    """Compose the session and window, and start the line. Used by :func:`main` and the end-to-end tests.
+
+    ``checkpoint`` (``--checkpoint``) becomes the workspace's base model; without it the workspace keeps its own.
+    """
     session = InspectionSession(prefs, workspace)
+    if checkpoint is not None:
+        session.station.apply_settings(replace(session.station.settings, checkpoint=checkpoint))
+        session.prefs = replace(session.prefs, checkpoint=checkpoint)
     window = MainWindow(session)
     session.ensure_default_classes()
     window.refresh_classes()
@@ -118,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (StorageError, OSError) as exc:
         QMessageBox.critical(None, APP_NAME, f"The workspace could not be opened.\n\n{user_message(exc)}")
         return 1
-    window = build_window(prefs, workspace)
+    window = build_window(prefs, workspace, args.checkpoint)
     if problem:
         window.show_error(problem)
     window.show()

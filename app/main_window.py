@@ -245,7 +245,6 @@ class MainWindow(QMainWindow):
             return
         self.roi_overlay.roi = roi
         self.roi_overlay.update()
-        QSettings().setValue("camera/roi", list(roi) if roi else "")
         where = "the whole frame" if roi is None else f"x {roi[0]}, y {roi[1]}, {roi[2]} x {roi[3]} px"
         self.statusBar().showMessage(f"Parts are now cut from {where}.", 6000)
 
@@ -445,9 +444,7 @@ class MainWindow(QMainWindow):
 
     # ---- window state ------------------------------------------------------------------------------------
     def _restore_geometry(self) -> None:
-        roi = QSettings().value("camera/roi")
-        if isinstance(roi, list) and len(roi) == 4:
-            self.set_roi(tuple(int(v) for v in roi))  # type: ignore[arg-type]
+        self.roi_overlay.roi = self.session.station.settings.roi  # kept in the workspace (core.station.setup)
         geometry = QSettings().value("main_window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)

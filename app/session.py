@@ -102,8 +102,9 @@ class InspectionSession(QObject):
         self, prefs: Preferences, workspace: Workspace, parent: QObject | None = None, **station_kw: Any
     ) -> None:
         super().__init__(parent)
-        self.prefs = prefs
         self.station = Station(workspace, station_settings(prefs), **station_kw)
+        # The workspace's own base model (core.station.setup) wins over the user-wide preference.
+        self.prefs = replace(prefs, checkpoint=self.station.settings.checkpoint)
         self._unsubscribe = self.station.events.subscribe(self._on_event)
         self._capture: CancellableTask | None = None
         self._adapt: CancellableTask | None = None

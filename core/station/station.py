@@ -47,6 +47,7 @@ from core.station.events import (
 )
 from core.station.models import load_version, workspace_policy
 from core.station.settings import CAPTURE_FIELDS, POLICY_FIELDS, TRIGGER_FIELDS, StationSettings
+from core.station.setup import SETUP_FIELDS, restore_setup, save_setup
 from core.station.stats import LineStats
 from core.station.summary import summarize
 from core.storage import Example, ModelVersion, NewInspection, Workspace
@@ -83,6 +84,7 @@ class Station:
         open_source: SourceOpener = SOURCES.create,
     ) -> None:
         self.ws = workspace
+        settings = restore_setup(workspace, settings)  # the line's base model, ROI and trigger, as left
         self._settings = settings
         self.device = resolve_device(settings.device)
         self.events = EventHub()
@@ -218,6 +220,13 @@ class Station:
             if changed & TRIGGER_FIELDS:
                 self._new_trigger_wanted = True
             classifier = self._classifier
+        if changed & set(SETUP_FIELDS):
+            try:
+                save_setup(self.ws, new)
+            except USER_ERRORS as exc:
+                self._message(
+                    "settings", f"The line set-up is in use but was not saved: {describe_error(exc)}"
+                )
         if "checkpoint" in changed:
             self.base = None  # the next adaptation loads the new base model
         if classifier is not None and changed & POLICY_FIELDS:
