@@ -297,9 +297,9 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Corrected to {class_name}; kept as a labelled example.", 4000)
         self.refresh_log_views(force=True)
 
-    def start_training(self, config: object, data: str, out: str) -> None:
+    def start_training(self, config: object, data: str, out: str, objective: str = "episodic") -> None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        if self.session.start_training(config, data, out):  # type: ignore[arg-type]
+        if self.session.start_training(config, data, out, objective):  # type: ignore[arg-type]
             self.meta_training.started(config.iterations)  # type: ignore[attr-defined]
 
     def use_trained_model(self, path: str) -> None:

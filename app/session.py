@@ -315,15 +315,16 @@ class InspectionSession(QObject):
             self.evidence_ready.emit(evidence)
 
     # ---- meta-training in a separate process --------------------------------------------------------------
-    def start_training(self, config: TrainConfig, data: str, out: str) -> bool:
-        """Start meta-training on ``data`` in a child process; progress comes as ``training_progress``."""
+    def start_training(self, config: TrainConfig, data: str, out: str, objective: str = "episodic") -> bool:
+        """Start meta-training (``objective`` ``"episodic"``) or pre-training (``"supervised"``) on ``data`` in a
+        child process; progress comes as ``training_progress``."""
         if self.training is not None and self.training.running:
             self.message.emit(
                 Message("training", "A training run is already going; cancel it first.", "warning")
             )
             return False
         try:
-            self.training = BackgroundTraining(config, data, out).start()
+            self.training = BackgroundTraining(config, data, out, objective=objective).start()
         except (OSError, ValueError) as exc:
             self._report("training", exc)
             return False
