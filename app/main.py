@@ -52,10 +52,18 @@ def effective_preferences(args: argparse.Namespace, prefs: Preferences) -> Prefe
     return replace(prefs, **overrides)
 
 
-def build_window(prefs: Preferences, workspace: Workspace, checkpoint: str | None = None) -> MainWindow:
+def build_window(
+    prefs: Preferences,
+    workspace: Workspace,
+    checkpoint: str | None = None,
+    *,
+    load_in_background: bool = False,
+) -> MainWindow:
     """Compose the session and window, and start the line. Used by :func:`main` and the end-to-end tests.
 
     ``checkpoint`` (``--checkpoint``) becomes the workspace's base model; without it the workspace keeps its own.
+    With ``load_in_background`` (the app) the camera starts at once and the models load in a worker (live
+    frames first, verdicts when the model is in); otherwise they are loaded before this returns.
     """
     session = InspectionSession(prefs, workspace)
     if checkpoint is not None:
@@ -64,6 +72,11 @@ def build_window(prefs: Preferences, workspace: Workspace, checkpoint: str | Non
     window = MainWindow(session)
     session.ensure_default_classes()
     window.refresh_classes()
+    if load_in_background:
+        session.start_capture()
+        window.statusBar().showMessage("Loading the model…")
+        session.load_models_in_background()
+        return window
     session.load_base_model()
     session.restore_model()
     session.start_capture()
@@ -78,6 +91,7 @@ def exit_after_first_frame(app: QApplication, window: MainWindow) -> None:
         if window.frame_view.has_frame():
             timer.stop()
             print(f"first frame at {time.time():.3f}", flush=True)
+            window.confirm_close = lambda what: True  # the model may still be loading: quit without asking
             window.close()
             app.quit()
 
@@ -124,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (StorageError, OSError) as exc:
         QMessageBox.critical(None, APP_NAME, f"The workspace could not be opened.\n\n{user_message(exc)}")
         return 1
-    window = build_window(prefs, workspace, args.checkpoint)
+    window = build_window(prefs, workspace, args.checkpoint, load_in_background=True)
     if problem:
         window.show_error(problem)
     window.show()

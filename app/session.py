@@ -21,6 +21,7 @@ from app.workers.tasks import CancellableTask
 from core.config import TrainConfig
 from core.inference import LiveClassifier
 from core.inference.pipeline import PartResult
+from core.runtime import import_optimizer_machinery, release_freed_memory
 from core.station import (
     AdaptFinished,
     AdaptStarted,
@@ -176,6 +177,23 @@ class InspectionSession(QObject):
     def restore_model(self) -> None:
         self.station.restore_model()
 
+    def load_models_in_background(self) -> None:
+        """Start-up without waiting for the model: restore the workspace's live version (verdicts resume), then
+        load the meta-trained model taught from, both in a worker; ``model_changed`` says when verdicts can
+        come. The camera runs meanwhile; Adapt waits for it (see :meth:`start_adaptation`)."""
+
+        def load() -> None:
+            self.station.restore_model()
+            if self.station.load_base_model():
+                import_optimizer_machinery()  # else the first Adapt imports it (seconds, beside the line)
+                self.message.emit(Message("model", "Model loaded.", "info"))
+
+        self._run_model_task(load)
+
+    def model_loading(self) -> bool:
+        """True while a model is being loaded or activated in a worker."""
+        return self._model_task is not None and not self._model_task.done
+
     def ensure_default_classes(self) -> None:
         self.station.ensure_default_classes()
 
@@ -231,24 +249,33 @@ class InspectionSession(QObject):
             return "a training run"
         if self.adapting():
             return "an adaptation"
-        if self._model_task is not None and not self._model_task.done:
+        if self.model_loading():
             return "loading a model"
         return None
 
     def start_adaptation(self) -> None:
         """Adapt in a worker; progress and result come as signals. Refused (with a message) while one runs."""
-        if self.adapting():
-            self.message.emit(
-                Message(
-                    "teach",
-                    "An adaptation (or the check of the last one) is still running; try again in a moment.",
-                    "warning",
-                )
-            )
+        busy = (
+            "An adaptation (or the check of the last one) is still running"
+            if self.adapting()
+            else "The model is still loading"
+            if self.model_loading()
+            else None
+        )
+        if busy is not None:
+            self.message.emit(Message("teach", f"{busy}; try again in a moment.", "warning"))
             return
         self._adapt = CancellableTask(
-            self.station.adapt, on_error=lambda exc: self._finish_failed(exc)
+            self._adapt_then_release, on_error=lambda exc: self._finish_failed(exc)
         ).start()
+
+    def _adapt_then_release(self, cancel: threading.Event) -> Generator[Any, None, Any]:
+        """The station's adaptation (and its check); then the memory it freed goes back to the OS, so the
+        running app's resident memory stays flat from one adaptation to the next."""
+        try:
+            return (yield from self.station.adapt(cancel))
+        finally:
+            release_freed_memory()
 
     def _finish_failed(self, exc: BaseException) -> None:
         text = f"Adaptation failed: {user_message(exc)}"
@@ -260,7 +287,7 @@ class InspectionSession(QObject):
             self._adapt.cancel()
 
     def _run_model_task(self, fn: Callable[[], Any], topic: str = "model") -> None:
-        if self._model_task is not None and not self._model_task.done:
+        if self.model_loading():
             self.message.emit(Message("model", "A model is still loading; try again in a moment.", "warning"))
             return
         self._model_task = CancellableTask(_call(fn), on_error=lambda exc: self._report(topic, exc)).start()

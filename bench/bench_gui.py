@@ -11,6 +11,14 @@ The real window (offscreen), the real session and workers, the synthetic line at
 - adapt-to-verdict: Adapt pressed -> the first verdict of the new model (6-way 5-shot; target at most 2 s);
 - resident memory (VmRSS) of the process after each of ``--adaptations`` adaptations (target: at most 1 GB and
   flat within 50 MB).
+
+``--watchdog`` also samples the GUI thread's stack whenever a heartbeat is late and reports where it was
+(``bench/gui_stalls.py``).
+
+``--startup N`` measures start-up instead: N launches of ``python -m app.main --exit-after-first-frame`` from
+source on a fresh workspace, launch -> first live frame drawn (wall and the child's CPU time); with
+``--startup-tree DIR`` the launches alternate between this tree and DIR (another checkout), for an A/B on a
+busy machine. The frozen bundle's figure comes from ``bench/bench_bundle.sh``.
 """
 
 from __future__ import annotations
@@ -19,8 +27,11 @@ import argparse
 import itertools
 import os
 import platform
+import resource
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -35,6 +46,45 @@ def rss_mb() -> float:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
+def launch_to_first_frame(tree: Path, source: str) -> tuple[float, float]:
+    """One launch of the app in ``tree`` on a fresh workspace: (seconds to the first frame, child CPU s)."""
+    with tempfile.TemporaryDirectory(prefix="metainspect-bench-start-") as tmp:
+        env = dict(os.environ, PYTHONPATH=str(tree), HOME=tmp, XDG_CONFIG_HOME=tmp, XDG_DATA_HOME=tmp)
+        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.time()
+        run = subprocess.run(
+            [sys.executable, "-m", "app.main", "--workspace", str(Path(tmp) / "ws"), "--source", source,
+             "--exit-after-first-frame"],
+            cwd=tree, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    shown = [line for line in run.stdout.splitlines() if line.startswith("first frame at ")]
+    if run.returncode != 0 or not shown:
+        raise RuntimeError(f"no first frame from {tree} (exit {run.returncode}): {run.stderr[-500:]}")
+    cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
+    return float(shown[0].split()[-1]) - t0, cpu
+
+
+def startup(runs: int, source: str, other: str | None) -> int:
+    """Print launch -> first frame for this tree (and ``other`` alternately): median and each run."""
+    trees = {"this tree": Path(__file__).resolve().parents[1]}
+    if other:
+        trees[other] = Path(other).resolve()
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
+    for i in range(runs):
+        for name, tree in trees.items():
+            results[name].append(launch_to_first_frame(tree, source))
+            print(f"run {i + 1} {name}: {results[name][-1][0]:.2f} s", file=sys.stderr, flush=True)
+    print(f"load average before/after: see uptime; {os.getloadavg()[0]:.1f} (1 min) at the end")
+    print("| app | launch -> first frame, median (each run) | child CPU s, median |\n|---|---|---|")
+    for name, rows in results.items():
+        walls = sorted(w for w, _ in rows)
+        cpus = sorted(c for _, c in rows)
+        each = ", ".join(f"{w:.2f}" for w, _ in rows)
+        print(f"| {name} | {walls[len(walls) // 2]:.2f} s ({each}) | {cpus[len(cpus) // 2]:.2f} |")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--adaptations", type=int, default=20)
@@ -45,8 +95,20 @@ def main() -> int:
         "--no-keep-freed", action="store_true", help="leave glibc's malloc as it is (compare resident memory)"
     )
     parser.add_argument("--baseline-s", type=float, default=20.0, help="heartbeat with the camera only")
+    parser.add_argument(
+        "--watchdog",
+        action="store_true",
+        help="sample the GUI thread's stack while a heartbeat is late and report the culprits (bench/gui_stalls.py)",
+    )
+    parser.add_argument("--late-ms", type=float, default=30.0, help="--watchdog: a tick this late is a stall")
+    parser.add_argument(
+        "--startup", type=int, default=0, metavar="N", help="time N launches to the first frame"
+    )
+    parser.add_argument("--startup-tree", help="--startup: alternate with the app of this checkout (A/B)")
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if args.startup:
+        return startup(args.startup, args.source, args.startup_tree)
 
     from PySide6.QtCore import QCoreApplication, QSettings, QTimer
     from PySide6.QtWidgets import QApplication
@@ -79,11 +141,14 @@ def main() -> int:
         prefs = Preferences(
             source=args.source, checkpoint=args.checkpoint, workspace=str(Path(tmp) / "ws"), device="cpu"
         )
-        window = build_window(prefs, Workspace.open(prefs.workspace_path()))
+        window = build_window(
+            prefs, Workspace.open(prefs.workspace_path()), load_in_background=True
+        )  # as the app
         window.show()
         session = window.session
-        rss_start = rss_mb()
         wait(window.frame_view.has_frame, 60, "first frame")
+        wait(lambda: not session.model_loading(), 300, "the model loading")
+        rss_start = rss_mb()
         session.start_auto_teach(args.per_class)
         wait(lambda: session.auto_teach_target == 0, 600, "teaching from the demo line")
 
@@ -91,6 +156,13 @@ def main() -> int:
         heartbeat = QTimer()
         heartbeat.setInterval(10)
         heartbeat.timeout.connect(lambda: ticks.append(time.perf_counter()))
+        sampler = None
+        if args.watchdog:
+            from gui_stalls import StallSampler
+
+            sampler = StallSampler(threading.get_ident(), late_ms=args.late_ms)
+            heartbeat.timeout.connect(sampler.tick)
+            sampler.start()
         # Baseline: the same heartbeat with only the camera and verdicts running (what the machine alone costs).
         ticks.clear()
         heartbeat.start()
@@ -109,23 +181,29 @@ def main() -> int:
         adapt_s: list[float] = []
         rss: list[float] = []
         for i in range(args.adaptations):
-            # The previous run scores its examples after its model went live (the Adaptation view); Adapt
-            # pressed meanwhile is refused with a message, so wait for it, outside the timed part.
             wait(lambda: not session.adapting(), 120, "the previous adaptation's summary")
             finished.clear()
             new_verdicts.clear()
             ticks.clear()
             heartbeat.start()
+            if sampler is not None:
+                sampler.arm(True)
             t0 = time.perf_counter()
             session.start_adaptation()
             wait(lambda: bool(finished), 600, "adaptation")
             adapt_s.append(time.perf_counter() - t0)
-            heartbeat.stop()
-            gaps_ms.extend((b - a) * 1000 for a, b in itertools.pairwise(ticks))
             if "is live" not in finished[0]:
                 raise RuntimeError(finished[0])
             wait(lambda: bool(new_verdicts), 120, "first verdict of the new model")
             to_verdict_s.append(new_verdicts[0] - t0)
+            # The heartbeat runs on through the check of the new model and the Adaptation view showing it.
+            wait(lambda: not session.adapting(), 120, "the adaptation's summary")
+            checked = time.perf_counter() + 0.2
+            wait(lambda c=checked: time.perf_counter() > c, 5, "the summary's signals")
+            heartbeat.stop()
+            if sampler is not None:
+                sampler.arm(False)
+            gaps_ms.extend((b - a) * 1000 for a, b in itertools.pairwise(ticks))
             rss.append(rss_mb())
             print(
                 f"adaptation {i + 1}: {adapt_s[-1]:.1f} s, first verdict after {to_verdict_s[-1]:.1f} s, "
@@ -148,7 +226,7 @@ def main() -> int:
         ("None/True/False pinned against the PySide6 refcount bug", str(pinned)),
         ("adaptations", f"{args.adaptations} x 6-way {args.per_class}-shot, camera {args.source}"),
         (
-            "longest GUI-thread gap, 10 ms heartbeat, during adaptation",
+            "longest GUI-thread gap, 10 ms heartbeat, Adapt pressed -> its summary shown",
             f"{max(gaps_ms):.0f} ms (target <= 50)",
         ),
         ("99th percentile gap", f"{p99:.0f} ms"),
@@ -174,6 +252,9 @@ def main() -> int:
     print("| measure | value |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")
+    if sampler is not None:
+        sampler.stop()
+        print("\n" + sampler.report())
     return 0
 
 

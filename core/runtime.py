@@ -91,3 +91,33 @@ def keep_freed_memory(keep_bytes: int = KEEP_FREED_BYTES) -> bool:
     mallopt.restype = ctypes.c_int
     keep = max(0, min(int(keep_bytes), 2**31 - 1))
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, keep))
+
+
+def import_optimizer_machinery() -> None:
+    """Import now what torch imports the first time an optimizer is built (``torch._dynamo``: 2.5 s of CPU on
+    the 2-core reference PC, holding the interpreter lock), so the first adaptation does not pay it while the
+    line and the window run beside it. The app calls it from its model-loading worker at start-up."""
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
+def release_freed_memory() -> bool:
+    """Give the freed heap pages kept by :func:`keep_freed_memory` back to the OS (glibc ``malloc_trim(0)``);
+    True when some were released.
+
+    Call it between pieces of work (the app does after each adaptation). While work runs, kept memory saves
+    page faults; between runs it is resident for nothing, and where a long-lived block lands above a freed one
+    the heap cannot shrink, so resident memory climbed by ~50 MB steps over the first adaptations of a running
+    window (docs/benchmarks.md). ``malloc_trim`` also releases free pages in the middle of the heap, so
+    resident memory falls back to what is in use; the next adaptation faults its pages in again (a few ms).
+    Linux/glibc only; elsewhere it does nothing and returns False. ctypes releases the interpreter lock
+    during the call.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return bool(trim(0))

@@ -1,10 +1,17 @@
-"""Adaptation progress: a progress bar, a cancel button and the loss curve (pyqtgraph)."""
+"""Adaptation progress: a progress bar, a cancel button and the loss curve (pyqtgraph).
+
+Points arrive once per adaptation step (dozens a second); the curve is redrawn at most every
+``REDRAW_MS``: a pyqtgraph redraw per step kept the GUI thread busy for most of an adaptation on a 2-core PC
+(bench/bench_gui.py --watchdog, docs/benchmarks.md).
+"""
 
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+
+REDRAW_MS = 250
 
 
 class TrainingPanel(QWidget):
@@ -24,9 +31,13 @@ class TrainingPanel(QWidget):
         self.plot.setLabel("bottom", "step")
         self.plot.setLabel("left", "loss")
         self.plot.setMinimumHeight(140)
-        self.curve = self.plot.plot([], [], pen=pg.mkPen(width=2), symbol="o", symbolSize=5)
+        self.curve = self.plot.plot([], [], pen=pg.mkPen(width=2))
         self._steps: list[float] = []
         self._losses: list[float] = []
+        self._redraw = QTimer(self)
+        self._redraw.setSingleShot(True)
+        self._redraw.setInterval(REDRAW_MS)
+        self._redraw.timeout.connect(self._draw)
         top = QHBoxLayout()
         top.addWidget(self.progress, 1)
         top.addWidget(self.cancel_button)
@@ -38,6 +49,7 @@ class TrainingPanel(QWidget):
     def start(self, total_steps: int, text: str) -> None:
         self._steps.clear()
         self._losses.clear()
+        self._redraw.stop()
         self.curve.setData([], [])
         self.progress.setRange(0, max(1, total_steps))
         self.progress.setValue(0)
@@ -47,10 +59,16 @@ class TrainingPanel(QWidget):
     def add_point(self, step: int, loss: float) -> None:
         self._steps.append(float(step))
         self._losses.append(float(loss))
-        self.curve.setData(self._steps, self._losses)
         self.progress.setValue(step)
+        if not self._redraw.isActive():
+            self._redraw.start()
+
+    def _draw(self) -> None:
+        self.curve.setData(self._steps, self._losses)
 
     def finish(self, text: str) -> None:
+        self._redraw.stop()
+        self._draw()
         self.status.setText(text)
         self.progress.setValue(self.progress.maximum())
         self.cancel_button.setEnabled(False)

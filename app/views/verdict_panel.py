@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QIcon, QPixmap, QResizeEvent
@@ -136,7 +137,8 @@ class VerdictPanel(QWidget):
         item = QListWidgetItem(f"#{verdict.part_id}  {text}  {verdict.class_name} {verdict.confidence:.0%}")
         item.setForeground(colour)
         if crop is not None:
-            item.setIcon(QIcon(QPixmap.fromImage(to_qimage(crop)).scaled(48, 48)))
+            small = cv2.resize(crop, (48, 48), interpolation=cv2.INTER_AREA)  # off Qt's painter, GIL released
+            item.setIcon(QIcon(QPixmap.fromImage(to_qimage(small))))
         self.recent.insertItem(0, item)
         while self.recent.count() > RECENT_LIMIT:
             self.recent.takeItem(self.recent.count() - 1)

@@ -70,6 +70,21 @@ def test_training_panel_plots_points_and_cancels(qtbot: QtBot) -> None:
         panel.cancel_button.click()
     panel.finish("done")
     assert not panel.cancel_button.isEnabled()
+    assert list(panel.curve.getData()[1]) == [1.0, 0.5, 0.2]  # finishing draws what came last
+
+
+def test_training_panel_redraws_a_burst_of_steps_once(qtbot: QtBot) -> None:
+    panel = TrainingPanel()
+    qtbot.addWidget(panel)
+    panel.start(50, "Adapting")
+    redraws: list[object] = []
+    panel.curve.sigPlotChanged.connect(redraws.append)
+    for step in range(1, 51):  # one adaptation's steps arriving faster than the GUI needs them
+        panel.add_point(step, 1 / step)
+    assert not redraws and panel.progress.value() == 50
+    qtbot.waitUntil(lambda: len(redraws) >= 1, timeout=2000)
+    qtbot.wait(100)
+    assert len(redraws) == 1 and len(panel.curve.getData()[0]) == 50
 
 
 def test_preferences_round_trip_and_broken_file(tmp_path: Path) -> None:

@@ -37,8 +37,8 @@ def test_thread_default_leaves_cores_for_capture_and_gui(monkeypatch: pytest.Mon
 
 _RSS_PROBE = """
 import sys, torch
-from core.runtime import keep_freed_memory
-applied = keep_freed_memory() if sys.argv[1] == "keep" else False
+from core.runtime import keep_freed_memory, release_freed_memory
+applied = keep_freed_memory() if sys.argv[1] in ("keep", "release") else False
 def rss_mb():
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS:"):
@@ -46,6 +46,8 @@ def rss_mb():
 x = torch.ones(50 * 2**20)  # 200 MB, touched
 peak = rss_mb()
 del x
+if sys.argv[1] == "release":
+    applied = release_freed_memory()
 print(applied, peak, rss_mb())
 """
 
@@ -74,3 +76,24 @@ def test_keep_freed_memory_keeps_large_blocks_for_reuse_and_can_be_turned_off() 
     applied, peak, after = _rss_after_free("keep", {**env, "METAINSPECT_KEEP_FREED_MEMORY": "0"})
     assert not applied
     assert after < peak - 150
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc_trim")
+def test_release_freed_memory_hands_kept_memory_back_between_runs() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "METAINSPECT_KEEP_FREED_MEMORY"}
+    released, peak, after = _rss_after_free("release", env)
+    assert released
+    assert after < peak - 150  # kept for reuse while working, given back once the work is done
+
+
+def test_import_optimizer_machinery_loads_what_the_first_optimizer_would() -> None:
+    probe = (
+        "import sys\nfrom core.runtime import import_optimizer_machinery\n"
+        "before = 'torch._dynamo' in sys.modules\nimport_optimizer_machinery()\n"
+        "print(before, 'torch._dynamo' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    ).stdout.split()  # fmt: skip
+    assert out == ["False", "True"]
