@@ -75,7 +75,7 @@ class HistoryView(QWidget):
         self.evidence_title.setFixedWidth(150)
         self.evidence = QListWidget()
         self.evidence.setAccessibleName("Nearest labelled examples")
-        self.evidence.setIconSize(QSize(48, 48))
+        self.evidence.setIconSize(QSize(40, 40))
         self.evidence.setFixedWidth(150)
         self.evidence.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.correct_to = QComboBox()
@@ -210,18 +210,20 @@ class HistoryView(QWidget):
         self.evidence.clear()
         v = evidence.version
         judged = (
-            f"Judged by <b>model v{v.id}</b> ({dt.datetime.fromtimestamp(v.created_at):%d %b %H:%M})"
+            f"Judged by <b>model v{v.id}</b> ({dt.datetime.fromtimestamp(v.created_at):%H:%M})"
             if v
             else "Judged before any model version"
         )
         if not evidence.neighbours:
             self.evidence_title.setText(f"{judged}. {evidence.note}")
             return
-        self.evidence_title.setText(
-            f"{judged}. Nearest of its {evidence.compared} labelled examples (distance 0: same picture):"
-        )
+        self.evidence_title.setText(f"{judged}. Nearest of its {evidence.compared} labelled examples:")
         for n in evidence.neighbours:
-            item = QListWidgetItem(f"{n.class_name} #{n.example_id}\ndistance {n.distance:.2f}")
+            item = QListWidgetItem(f"{n.class_name} #{n.example_id}\n{n.distance:.2f}")
+            item.setToolTip(
+                f"Example {n.example_id} ({n.class_name}): distance {n.distance:.3f} from this part in the "
+                "model's embedding (0: the same picture, about 1: unrelated)"
+            )
             try:
                 item.setIcon(thumbnail(ws.images.load(n.image_hash), 48))
             except (StorageError, ValueError) as exc:

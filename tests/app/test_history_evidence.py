@@ -54,8 +54,9 @@ def test_a_selected_part_shows_its_model_version_and_nearest_examples(
         and "12 labelled examples" in view.evidence_title.text()
     )
     first = view.evidence.item(0)
-    assert first.text() == f"dent #{seen.id}\ndistance 0.00" and not first.icon().isNull()
-    distances = [float(view.evidence.item(i).text().rsplit(" ", 1)[1]) for i in range(3)]
+    assert first.text() == f"dent #{seen.id}\n0.00" and not first.icon().isNull()
+    assert "distance 0.000" in first.toolTip()
+    distances = [float(view.evidence.item(i).text().rsplit("\n", 1)[1]) for i in range(3)]
     assert distances == sorted(distances) and distances[2] > 0
 
     view.verdict.setCurrentText("OK")  # an OK part keeps no image: no evidence asked for, none shown
