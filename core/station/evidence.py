@@ -105,7 +105,7 @@ def part_evidence(
         return PartEvidence(inspection.id, version, (), "No labelled example of this model could be read.")
     part = embed(checkpoint, [ws.images.load(inspection.image_hash)])
     examples = embed(checkpoint, images)
-    distance = 1.0 - F.cosine_similarity(examples, part, dim=1)
+    distance = (1.0 - F.cosine_similarity(examples, part, dim=1)).clamp_min(0.0)  # rounding: never "-0.00"
     order = torch.argsort(distance)[:k].tolist()
     neighbours = tuple(Neighbour(*candidates[i], float(distance[i])) for i in order)
     return PartEvidence(inspection.id, version, neighbours, compared=len(candidates))

@@ -40,6 +40,7 @@ def test_a_selected_part_shows_its_model_version_and_nearest_examples(
     window = build_window(prefs, Workspace.open(tmp_path / "ws"))
     qtbot.addWidget(window)
     window.show()
+    window.session.stop_capture()  # only the parts logged above: no live part joins the log
     view = window.history
     window.show_tab(3)
     view.period.setCurrentText("All")
