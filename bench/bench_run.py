@@ -4,10 +4,12 @@ Adapts the shipped model (``default``) to 5 x_sdd images of 3 classes, then clas
 at 224 px (its input size) and 160 px, with 1 and 2 torch threads, and prints one markdown table:
 
 - stage split, each alone on one batch stream: file read + decode (OpenCV), preprocess (resize, normalise),
-  forward (batched 32, with and without channels-last);
-- end to end through :func:`core.lab.run.classify_items` (what ``run`` does): one image per forward pass (the
-  live classifier's way), batched NCHW, batched channels-last, and batched channels-last with decoding in a
-  thread pool overlapped with the forward pass.
+  forward (batched 32, channels-last; the EfficientNet trunk's plain modules, then its fused oneDNN forward);
+- end to end through :func:`core.lab.run.classify_items` (what ``run`` does: batches of 32, decoding in a
+  2-thread pool two batches ahead of the forward pass), with either trunk, and one image per forward pass.
+
+Images/s are the best of two runs (reference and fused alternate), with the CPU milliseconds per image of that
+run (``time.process_time``, every thread of the process) beside them.
 
     OMP_NUM_THREADS=2 nice -n 10 .venv/bin/python bench/bench_run.py [--images 128] [--sizes 224,160]
 
@@ -33,6 +35,7 @@ from core.data import decode_image, open_image_tree
 from core.inference.verdict import VerdictPolicy
 from core.lab.run import Item, classify_items
 from core.lab.scoring import Scorer
+from core.models.efficientnet_lite import LiteTrunk
 from core.storage.checkpoint import LoadedCheckpoint, load_checkpoint
 from core.training.adapt import run_adaptation
 
@@ -74,45 +77,56 @@ def adapted_model(support: Path) -> LoadedCheckpoint:
     return load_checkpoint(path)
 
 
-def rate(fn: Callable[[], int], repeats: int = 2) -> float:
-    """Best images/s of ``repeats`` runs of ``fn`` (which returns the images it handled)."""
-    best = 0.0
+def rate(fn: Callable[[], int], repeats: int = 2) -> tuple[float, float]:
+    """Best images/s of ``repeats`` runs of ``fn`` (which returns the images it handled), and its CPU ms per image."""
+    best, cpu = 0.0, 0.0
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         n = fn()
-        best = max(best, n / (time.perf_counter() - t0))
-    return best
+        r = n / (time.perf_counter() - t0)
+        if r > best:
+            best, cpu = r, (time.process_time() - c0) * 1000 / n
+    return best, cpu
+
+
+def _fuse(ck: LoadedCheckpoint, on: bool) -> None:
+    for m in ck.learner.modules():
+        if isinstance(m, LiteTrunk):
+            m.fuse_inference = on
 
 
 def measure(
     base: LoadedCheckpoint, ck: LoadedCheckpoint, files: list[Path], images: list[np.ndarray], x: torch.Tensor
-) -> dict[str, float]:
-    """Images/s of each stage alone and of the run path end to end, at the current torch threads."""
+) -> dict[str, tuple[float, float]]:
+    """Images/s (and CPU ms per image) of each stage alone and of the run path end to end.
+
+    ``reference`` runs the trunk's plain modules (channels-last, the path before ``core.models.lite_fused``),
+    ``fused`` its oneDNN forward; the two alternate so both see the same load.
+    """
     pre = ck.preprocess
-    base.learner.to(memory_format=torch.contiguous_format)
-    nchw = Scorer(ck, channels_last=False)
-    nchw.probabilities(x[:4])  # warm-up (allocator, kernels)
+    scorer = Scorer(ck, channels_last=True)
+    scorer.probabilities(x[:4])  # warm-up (allocator, kernels, plans)
     items = lambda: iter(Item(str(p), lambda p=p: decode_image(p.read_bytes())) for p in files)  # noqa: E731
     policy = VerdictPolicy()
 
-    def run(scorer: Scorer, batch: int, pool: int) -> int:
+    def run(batch: int, pool: int) -> int:
         rows = classify_items(scorer, items(), policy, batch=batch, decode_threads=pool, prefetch=pool and 2)
         return sum(1 for _ in rows)
 
-    decode = rate(lambda: sum(1 for p in files if decode_image(p.read_bytes()) is not None))
-    prep = rate(lambda: len([pre.prepare(im) for im in images]))
-    fwd_nchw = rate(lambda: sum(len(nchw.probabilities(c)) for c in x.split(32)))
-    per_image = rate(lambda: run(nchw, 1, 0), repeats=1)
-    run_nchw = rate(lambda: run(nchw, 32, 0))
-    cl = Scorer(ck, channels_last=True)  # converts the shared learner to channels-last
-    cl.probabilities(x[:4])
-    fwd_cl = rate(lambda: sum(len(cl.probabilities(c)) for c in x.split(32)))
-    run_cl = rate(lambda: run(cl, 32, 0))
-    run_pool = rate(lambda: run(cl, 32, 2))
-    return {
-        "decode": decode, "prep": prep, "fwd_nchw": fwd_nchw, "fwd_cl": fwd_cl, "per_image": per_image,
-        "run_nchw": run_nchw, "run_cl": run_cl, "run_pool": run_pool,
-    }  # fmt: skip
+    out = {
+        "decode": rate(lambda: sum(1 for p in files if decode_image(p.read_bytes()) is not None)),
+        "prep": rate(lambda: len([pre.prepare(im) for im in images])),
+    }
+    for fused in (False, True, False, True):
+        _fuse(base, fused)
+        tag = "fused" if fused else "ref"
+        for key, value in {
+            f"fwd_{tag}": rate(lambda: sum(len(scorer.probabilities(c)) for c in x.split(32)), repeats=1),
+            f"run_{tag}": rate(lambda: run(32, 2), repeats=1),
+        }.items():
+            out[key] = max(out.get(key, (0.0, 0.0)), value)
+    out["per_image"] = rate(lambda: run(1, 0), repeats=1)
+    return out
 
 
 def main() -> None:
@@ -133,10 +147,10 @@ def main() -> None:
         sizes = [int(s) for s in args.sizes.split(",")]
         print(f"{len(files)} x_sdd files, {sum(map(len, data)) / len(data) / 1024:.1f} KiB each on average\n")
         print(
-            "| px | threads | decode | preprocess | forward NCHW | forward channels-last | "
-            "run: 1 per forward | run: batched NCHW | run: batched CL | run: batched CL + decode pool |"
+            "| px | threads | decode | preprocess | forward, reference trunk | forward, fused trunk | "
+            "run: 1 per forward (fused) | run: batched, reference trunk | run: batched, fused trunk |"
         )
-        print("|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|")
         for size in sizes:
             pre = dataclasses.replace(base.preprocess, image_size=size)
             ck = dataclasses.replace(base, preprocess=pre)
@@ -145,13 +159,13 @@ def main() -> None:
             for threads in [int(t) for t in args.threads.split(",")]:
                 torch.set_num_threads(threads)
                 r = measure(base, ck, files, images, x)
-                print(
-                    f"| {size} | {threads} | {r['decode']:.0f} | {r['prep']:.0f} | {r['fwd_nchw']:.1f} | {r['fwd_cl']:.1f} | "
-                    f"{r['per_image']:.1f} | {r['run_nchw']:.1f} | {r['run_cl']:.1f} | **{r['run_pool']:.1f}** |",
-                    flush=True,
-                )
+                cells = [
+                    f"{r[k][0]:.0f}" if k in ("decode", "prep") else f"{r[k][0]:.1f} ({r[k][1]:.0f} ms)"
+                    for k in ("decode", "prep", "fwd_ref", "fwd_fused", "per_image", "run_ref", "run_fused")
+                ]
+                print(f"| {size} | {threads} | " + " | ".join(cells) + " |", flush=True)
     print(
-        f"\nload average at end: {os.getloadavg()[0]:.2f}; all figures images/s (best of 2; 1-per-forward: 1 run)"
+        f"\nload average at end: {os.getloadavg()[0]:.2f}; images/s, best of 2 (CPU ms per image of that run)"
     )
 
 

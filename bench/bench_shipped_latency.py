@@ -7,6 +7,10 @@ resident memory. ``--cold`` skips the embedding at labelling time (what Adapt co
 
     nice -n 10 .venv/bin/python bench/bench_shipped_latency.py [--checkpoint default] [--threads 1,2] [--repeats 3]
 
+``--breakdown ROUNDS`` instead says where one verdict's time goes (preprocessing, each part of the fused model,
+the rest), for the fused trunk (``core.models.lite_fused``) and the reference forward alternately in the same
+process, so both see the same load: median wall and CPU (``time.process_time``) milliseconds per stage.
+
 Parts are synthetic-line crops (core.camera.synthetic.render_part, 128 px BGR), prepared exactly as in the app
 (the checkpoint's Preprocess), classified one part per forward pass as the LiveClassifier does.
 """
@@ -18,14 +22,18 @@ import os
 import resource
 import statistics
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from core.camera.synthetic import DEFECT_CLASSES, render_part
 from core.inference import LiveClassifier
+from core.models.efficientnet_lite import LiteTrunk
 from core.runtime import keep_freed_memory
-from core.storage.checkpoint import load_checkpoint
+from core.storage.checkpoint import LoadedCheckpoint, load_checkpoint
 from core.training.adapt import run_adaptation, warm_examples
 
 
@@ -45,6 +53,10 @@ def main() -> None:
         help="keep: core.runtime.keep_freed_memory() as the app does; default: glibc's own settings",
     )
     parser.add_argument("--cold", action="store_true", help="do not embed parts when they are labelled")
+    parser.add_argument(
+        "--breakdown", type=int, default=0, metavar="ROUNDS",
+        help="time each stage of a verdict, fused trunk vs reference forward, ROUNDS x --queries parts",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.allocator == "keep" and not keep_freed_memory():
         print("note: keep_freed_memory() did not apply here (not Linux/glibc)")
@@ -53,6 +65,11 @@ def main() -> None:
     queries = [
         render_part(rng, DEFECT_CLASSES[i % len(DEFECT_CLASSES)], size=128)[0] for i in range(args.queries)
     ]
+    if args.breakdown:
+        for threads in (int(t) for t in args.threads.split(",")):
+            torch.set_num_threads(threads)
+            breakdown(load_checkpoint(args.checkpoint), support, queries, args.breakdown)
+        return
     print(
         f"checkpoint {args.checkpoint}; allocator {args.allocator}; {len(DEFECT_CLASSES)}-way {args.shots}-shot, "
         f"{args.queries} verdicts; {'cold' if args.cold else 'parts embedded when labelled'}; "
@@ -60,13 +77,13 @@ def main() -> None:
     )
     print(
         "| threads | label -> embedded median ms | adapt median s | adapt -> first verdict median s "
-        "| verdict p50 ms | verdict p99 ms | 100 verdicts median s | peak RSS MB |"
+        "| verdict p50 ms | verdict p99 ms | verdict CPU p50 ms | 100 verdicts median s | peak RSS MB |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for threads in (int(t) for t in args.threads.split(",")):
         torch.set_num_threads(threads)
         ck = load_checkpoint(args.checkpoint)
-        adapt_s, first_s, infer_s, per_part, label_ms = [], [], [], [], [0.0]
+        adapt_s, first_s, infer_s, per_part, label_ms, cpu_part = [], [], [], [], [0.0], []
         if not args.cold:
             label_ms = []
             for image, _ in support:  # labelled one at a time: each is embedded in the background then
@@ -80,23 +97,85 @@ def main() -> None:
             adapted = run_adaptation(ck, support)
             t1 = time.perf_counter()
             live = LiveClassifier(adapted.classifier, adapted.preprocess, adapted.class_names)
-            times = []
+            times, cpu = [], []
             for i, part in enumerate(queries):  # one part at a time, as the line delivers them
-                ts = time.perf_counter()
+                ts, cs = time.perf_counter(), time.process_time()
                 live.classify([i], [part])
                 times.append(time.perf_counter() - ts)
+                cpu.append(time.process_time() - cs)
             t2 = time.perf_counter()
             if rep:  # the first run warms up
                 adapt_s.append(t1 - t0)
                 first_s.append(t1 - t0 + times[0])
                 infer_s.append(t2 - t1)
                 per_part += times
+                cpu_part += cpu
         p50, p99 = (float(np.percentile(per_part, q)) * 1000 for q in (50, 99))
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(
             f"| {threads} | {statistics.median(label_ms):.0f} | {statistics.median(adapt_s):.3f} | {statistics.median(first_s):.3f} | {p50:.1f} | "
-            f"{p99:.1f} | {statistics.median(infer_s):.3f} | {peak_mb:.0f} |"
+            f"{p99:.1f} | {statistics.median(cpu_part) * 1000:.1f} | {statistics.median(infer_s):.3f} | {peak_mb:.0f} |"
         )
+
+
+Times = dict[str, list[tuple[float, float]]]
+
+
+def _timed(fn: Callable[[], Any], into: Times, name: str) -> Any:
+    w, c = time.perf_counter(), time.process_time()
+    out = fn()
+    into.setdefault(name, []).append((time.perf_counter() - w, time.process_time() - c))
+    return out
+
+
+def _one_verdict(live: LiveClassifier, fused: nn.Module, part: np.ndarray, t: Times) -> tuple[float, ...]:
+    """Each stage of one part's verdict timed alone, then the whole verdict; returns its probabilities."""
+    with torch.inference_mode():
+        x = _timed(lambda: live.preprocess.batch([part]), t, "preprocess (colour, resize to 224, normalise)")
+        lite_in, surface_in = fused.inputs
+        lite, surface = (p.features for p in fused.parts)
+        xl = _timed(lambda: lite_in(x), t, "EfficientNet-Lite0 input (unnormalise, normalise)")
+        _timed(lambda: lite(xl), t, "EfficientNet-Lite0 trunk + pooled stages")
+        xs = _timed(lambda: surface_in(x), t, "surface input (64 px copy, grey)")
+        _timed(lambda: surface.cnn(xs), t, "surface CNN")
+        _timed(lambda: surface.histograms(xs), t, "surface texture histograms")
+    verdict = _timed(lambda: live.classify([0], [part])[0], t, "whole verdict (LiveClassifier.classify)")
+    return verdict.probabilities
+
+
+def breakdown(
+    ck: LoadedCheckpoint, support: list[tuple[np.ndarray, str]], queries: list[np.ndarray], rounds: int
+) -> None:
+    """Per-stage median wall and CPU ms of single-part verdicts, fused trunk and reference forward interleaved."""
+    adapted = run_adaptation(ck, support)
+    live = LiveClassifier(adapted.classifier, adapted.preprocess, adapted.class_names)
+    trunks = [m for m in ck.learner.modules() if isinstance(m, LiteTrunk)]
+    variants = ("reference", "fused")
+    times: dict[str, Times] = {v: {} for v in variants}
+    gap = 0.0
+    for rnd in range(rounds + 1):  # round 0 warms up (plans, allocator)
+        for i, part in enumerate(queries):
+            probs = {}
+            for name in variants if i % 2 else variants[::-1]:  # alternate which goes first
+                for trunk in trunks:
+                    trunk.fuse_inference = name == "fused"
+                probs[name] = _one_verdict(live, ck.learner.model.features, part, times[name] if rnd else {})
+            gap = max(gap, *(abs(a - b) for a, b in zip(*probs.values(), strict=True)))
+    for trunk in trunks:
+        trunk.fuse_inference = True
+    load = tuple(round(v, 2) for v in os.getloadavg())
+    print(
+        f"\n{torch.get_num_threads()} thread(s); {rounds} x {len(queries)} parts; load {load}; "
+        f"largest probability difference fused vs reference {gap:.1e}"
+    )
+    print("| stage | reference wall ms | reference CPU ms | fused wall ms | fused CPU ms |")
+    print("|---|---|---|---|---|")
+    for stage in times["reference"]:
+        cells = []
+        for name in variants:
+            wall, cpu = zip(*times[name][stage], strict=True)
+            cells += [f"{statistics.median(wall) * 1000:.2f}", f"{statistics.median(cpu) * 1000:.2f}"]
+        print(f"| {stage} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

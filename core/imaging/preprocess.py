@@ -76,11 +76,12 @@ class Preprocess:
             img = cv2.resize(img, (self.image_size, self.image_size), interpolation=interp)
         if img.ndim == 2:
             img = img[:, :, None]
-        arr = to_unit_float(img)
-        mean = np.asarray(self.mean, dtype=np.float32)
-        std = np.asarray(self.std, dtype=np.float32)
-        arr = (arr - mean) / std
-        return np.ascontiguousarray(arr.transpose(2, 0, 1))
+        # Channels first, then normalise each plane in place: broadcasting a 3-value mean over (H, W, 3) runs
+        # numpy's innermost loop 3 elements long, ~10x slower for the same float32 arithmetic.
+        arr = np.ascontiguousarray(to_unit_float(img).transpose(2, 0, 1))
+        arr -= np.asarray(self.mean, dtype=np.float32).reshape(-1, 1, 1)
+        arr /= np.asarray(self.std, dtype=np.float32).reshape(-1, 1, 1)
+        return arr
 
     def batch(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Many OpenCV images -> float32 tensor ``(B, C, S, S)``."""

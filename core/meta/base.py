@@ -171,17 +171,20 @@ def eval_chunks(
 ) -> torch.Tensor:
     """``fn`` over ``x`` in chunks of ``chunk_size``, with ``model`` in eval mode and no autograd.
 
-    ``x`` is checked against the model and moved to its device first (``what`` names it in errors); the
-    model's training flag is restored afterwards.
+    ``x`` is checked against the model and moved to its device first (``what`` names it in errors); a model
+    in training mode is put in eval mode and back afterwards. One already in eval mode is left alone: switching
+    the shipped model's ~270 modules twice cost about 1 ms of each single-part verdict.
     """
     x = prepare_images(model, x, what)
     was_training = model.training
-    model.eval()
+    if was_training:
+        model.eval()
     try:
         with torch.inference_mode():
             return torch.cat([fn(chunk) for chunk in x.split(chunk_size)])
     finally:
-        model.train(was_training)
+        if was_training:
+            model.train(True)
 
 
 def model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.models.base import FewShotModel
+from core.models.lite_fused import FusedTrunk, can_fuse
 from core.models.registry import register_model
 
 #: (repeats, kernel, stride, expansion, output width) of the seven stages of EfficientNet-B0/Lite0.
@@ -150,7 +151,14 @@ class MBConv(nn.Module):
 
 
 class LiteTrunk(nn.Module):
-    """The convolutional trunk of EfficientNet-Lite; :meth:`stage_maps` returns every stage's output."""
+    """The convolutional trunk of EfficientNet-Lite; :meth:`stage_maps` returns every stage's output.
+
+    ``fuse_inference`` (default True): where :func:`~core.models.lite_fused.can_fuse` allows (CPU float32,
+    BatchNorm folded, no gradient needed), :meth:`stage_maps` runs on oneDNN's fused convolutions
+    (:mod:`core.models.lite_fused`); :meth:`reference_stage_maps` is the plain forward it must agree with.
+    """
+
+    fuse_inference: bool = True
 
     def __init__(self, variant: LiteVariant) -> None:
         super().__init__()
@@ -169,6 +177,11 @@ class LiteTrunk(nn.Module):
         self._conv_head = SameConv2d(c_in, HEAD_WIDTH, 1, bias=False)
         self._bn1 = _bn(HEAD_WIDTH)
         self.stage_widths = [round_width(w, variant.width_mult) for *_, w in STAGES] + [HEAD_WIDTH]
+        self.fused = FusedTrunk()
+
+    def _apply(self, fn: Any, recurse: bool = True) -> LiteTrunk:
+        self.fused.clear()  # moved or converted weights: plan again
+        return super()._apply(fn, recurse)
 
     def fold_batchnorm(self) -> LiteTrunk:
         """Fold every (frozen) BatchNorm into its convolution: about 20% less time per forward on a CPU."""
@@ -179,13 +192,21 @@ class LiteTrunk(nn.Module):
             block._bn1 = fold_batchnorm(block._depthwise_conv, block._bn1)
             block._bn2 = fold_batchnorm(block._project_conv, block._bn2)
         self._bn1 = fold_batchnorm(self._conv_head, self._bn1)
+        self.fused.clear()
         return self
 
     def stage_maps(self, x: torch.Tensor, stages: Sequence[int]) -> dict[int, torch.Tensor]:
         """Feature maps ``{stage: (B, C_s, H_s, W_s)}`` for the requested stages (1..7, 8 = head).
 
         Stops after the deepest requested stage, so mid-level features cost only part of a forward pass.
+        The maps of the fused forward are channels-last (same values, another memory layout).
         """
+        if self.fuse_inference and can_fuse(self, x):
+            return self.fused.stage_maps(self, x, stages)
+        return self.reference_stage_maps(x, stages)
+
+    def reference_stage_maps(self, x: torch.Tensor, stages: Sequence[int]) -> dict[int, torch.Tensor]:
+        """:meth:`stage_maps` through the plain modules (differentiable, any device and dtype)."""
         wanted = set(stages)
         deepest = max(wanted)
         out: dict[int, torch.Tensor] = {}

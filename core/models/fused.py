@@ -53,10 +53,19 @@ class PartInput(nn.Module):
         self.register_buffer("mean", torch.tensor(list(mean)).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(list(std)).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("luma", torch.tensor(_LUMA).view(1, 3, 1, 1), persistent=False)
+        #: the part wants the input's own normalisation: nothing to undo or redo
+        self.same_normalisation = (
+            channels == 3 and list(mean) == list(input_mean) and list(std) == list(input_std)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        resize = self.image_size is not None and tuple(x.shape[-2:]) != (self.image_size, self.image_size)
+        if self.same_normalisation and x.shape[1] == 3 and not resize:
+            return x  # undoing and redoing the same normalisation: two passes for float rounding only
+        # Otherwise this order, exactly: the texture histograms round grey levels, and area averages of whole
+        # grey levels often land on a tie that another order of the same arithmetic rounds the other way.
         x = x * self.outer_std + self.outer_mean  # back to [0, 1]
-        if self.image_size is not None and tuple(x.shape[-2:]) != (self.image_size, self.image_size):
+        if resize:
             size = (self.image_size, self.image_size)
             if x.shape[-1] >= self.image_size and x.shape[-2] >= self.image_size:
                 x = F.interpolate(x, size=size, mode="area")  # pixel-area averaging, as OpenCV's INTER_AREA

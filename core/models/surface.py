@@ -87,8 +87,14 @@ class SurfaceFeatures(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Images ``(B, C, H, W)`` -> embeddings ``(B, widths[-1])``."""
-        pooled = self.trunk(self.standardise(x)).mean((2, 3))
-        return F.normalize(pooled, dim=1) * self.scale
+        h = self.standardise(x)
+        for layer in self.trunk:
+            if isinstance(layer, nn.MaxPool2d):
+                # channels-last from the first pooling on: CPU max pooling and the wider convolutions are
+                # vectorised over channels there (the block's 1-channel first convolution is faster in NCHW)
+                h = h.contiguous(memory_format=torch.channels_last)
+            h = layer(h)
+        return F.normalize(h.mean((2, 3)), dim=1) * self.scale
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
