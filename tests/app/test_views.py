@@ -187,7 +187,7 @@ def test_adaptation_view_shows_per_class_scores_and_the_wrong_examples(qtbot: Qt
     view = AdaptationView()
     qtbot.addWidget(view)
     view.show_summary(summary, ws)
-    assert "v2" in view.header.text() and "75%" in view.header.text() and "hold-out (H)" in view.header.text()
+    assert "v2" in view.header.text() and "75%" in view.header.text() and "without it" in view.header.text()
     assert view.table.rowCount() == 2 and view.table.item(0, 3).text() == "50%"
     assert view.wrong.count() == 1 and "model says ok" in view.wrong.item(0).text()
     assert not view.wrong.item(0).icon().isNull()
