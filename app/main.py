@@ -52,13 +52,23 @@ def effective_preferences(args: argparse.Namespace, prefs: Preferences) -> Prefe
     return replace(prefs, **overrides)
 
 
-def build_window(prefs: Preferences, workspace: Workspace, *, load_in_background: bool = False) -> MainWindow:
+def build_window(
+    prefs: Preferences,
+    workspace: Workspace,
+    checkpoint: str | None = None,
+    *,
+    load_in_background: bool = False,
+) -> MainWindow:
     """Compose the session and window, and start the line. Used by :func:`main` and the end-to-end tests.
 
+    ``checkpoint`` (``--checkpoint``) becomes the workspace's base model; without it the workspace keeps its own.
     With ``load_in_background`` (the app) the camera starts at once and the models load in a worker (live
     frames first, verdicts when the model is in); otherwise they are loaded before this returns.
     """
     session = InspectionSession(prefs, workspace)
+    if checkpoint is not None:
+        session.station.apply_settings(replace(session.station.settings, checkpoint=checkpoint))
+        session.prefs = replace(session.prefs, checkpoint=checkpoint)
     window = MainWindow(session)
     session.ensure_default_classes()
     window.refresh_classes()
@@ -121,14 +131,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         prefs = effective_preferences(args, prefs)
     except ValueError as exc:
-        QMessageBox.critical(None, APP_NAME, f"Invalid option: {exc}")
+        QMessageBox.critical(None, APP_NAME, f"Invalid option: {user_message(exc)}")  # no camera password
         return 2
     try:
         workspace = Workspace.open(prefs.workspace_path())
-    except (StorageError, OSError) as exc:
+    except (StorageError, OSError, ValueError) as exc:
         QMessageBox.critical(None, APP_NAME, f"The workspace could not be opened.\n\n{user_message(exc)}")
         return 1
-    window = build_window(prefs, workspace, load_in_background=True)
+    window = build_window(prefs, workspace, args.checkpoint, load_in_background=True)
     if problem:
         window.show_error(problem)
     window.show()

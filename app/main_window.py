@@ -45,6 +45,7 @@ from core.inference.anomaly import anomaly_overlay
 from core.inference.pipeline import PartResult
 from core.station import CameraStatus, Message
 from core.station.camera import CameraHealth
+from core.station.summary import AdaptSummary
 from core.storage import StorageError
 from core.training.progress import AdaptProgress
 
@@ -189,7 +190,7 @@ class MainWindow(QMainWindow):
         s.adapt_started.connect(self.on_adapt_started)
         s.adapt_progress.connect(self.on_adapt_progress)
         s.adapt_finished.connect(self.on_adapt_finished)
-        s.adapt_summary.connect(lambda summary: self.adaptation.show_summary(summary, s.ws))
+        s.adapt_summary.connect(self.on_adapt_summary)
         s.message.connect(self.on_message)
         s.camera_status.connect(self.on_camera_status)
         s.settings_applied.connect(self.on_settings_applied)
@@ -212,6 +213,8 @@ class MainWindow(QMainWindow):
             )
         )
         self.history.override_requested.connect(self.override)
+        self.history.evidence_requested.connect(s.request_evidence)
+        s.evidence_ready.connect(self.history.show_evidence)
         self.meta_training.start_requested.connect(self.start_training)
         self.meta_training.cancel_requested.connect(s.cancel_training)
         self.meta_training.use_requested.connect(self.use_trained_model)
@@ -242,7 +245,6 @@ class MainWindow(QMainWindow):
             return
         self.roi_overlay.roi = roi
         self.roi_overlay.update()
-        QSettings().setValue("camera/roi", list(roi) if roi else "")
         where = "the whole frame" if roi is None else f"x {roi[0]}, y {roi[1]}, {roi[2]} x {roi[3]} px"
         self.statusBar().showMessage(f"Parts are now cut from {where}.", 6000)
 
@@ -295,9 +297,9 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Corrected to {class_name}; kept as a labelled example.", 4000)
         self.refresh_log_views(force=True)
 
-    def start_training(self, config: object, data: str, out: str) -> None:
+    def start_training(self, config: object, data: str, out: str, objective: str = "episodic") -> None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        if self.session.start_training(config, data, out):  # type: ignore[arg-type]
+        if self.session.start_training(config, data, out, objective):  # type: ignore[arg-type]
             self.meta_training.started(config.iterations)  # type: ignore[attr-defined]
 
     def use_trained_model(self, path: str) -> None:
@@ -391,6 +393,10 @@ class MainWindow(QMainWindow):
         self.training.finish(message)
         self.statusBar().showMessage(message, 8000)
 
+    def on_adapt_summary(self, summary: AdaptSummary) -> None:
+        self.adaptation.show_summary(summary, self.session.ws)
+        self.examples.set_flags(summary)
+
     def on_message(self, message: Message) -> None:
         bars = {
             "teach": self.teach_messages, "model": self.models.messages, "history": self.history.messages,
@@ -438,9 +444,7 @@ class MainWindow(QMainWindow):
 
     # ---- window state ------------------------------------------------------------------------------------
     def _restore_geometry(self) -> None:
-        roi = QSettings().value("camera/roi")
-        if isinstance(roi, list) and len(roi) == 4:
-            self.set_roi(tuple(int(v) for v in roi))  # type: ignore[arg-type]
+        self.roi_overlay.roi = self.session.station.settings.roi  # kept in the workspace (core.station.setup)
         geometry = QSettings().value("main_window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)

@@ -37,6 +37,9 @@ class Preferences:
         check_verdict_settings(self.min_confidence, self.min_margin, self.adapt_steps)
         if not 1 <= self.display_fps <= 120:
             raise ValueError(f"display_fps must lie in 1..120, got {self.display_fps}")
+        for name in ("source", "checkpoint", "workspace"):
+            if "\x00" in getattr(self, name):  # no path or device name may hold one: the app could not start
+                raise ValueError(f"{name} holds a NUL character")
 
     def workspace_path(self) -> Path:
         return Path(self.workspace) if self.workspace else default_workspace_path()

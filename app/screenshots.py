@@ -1,7 +1,8 @@
 """Render every view of the workstation to PNG: ``python -m app.screenshots [--out docs/screenshots]``.
 
 Runs headless (offscreen Qt) on a scratch workspace: the synthetic line, the shipped model taught from the demo
-line twice (so there is a version history), a minute of live parts, then one picture per view. Nothing of the
+line twice (so there is a version history; one example is mislabelled on purpose, for Examples to flag), a
+minute of live parts, then one picture per view. Nothing of the
 user's (preferences, workspace, window geometry) is read or written.
 """
 
@@ -71,6 +72,8 @@ def render(out: Path, *, checkpoint: str = "default", parts: int = 30) -> list[P
             for per_class in (2, 3):
                 session.start_auto_teach(per_class)
                 _wait(app, lambda: session.auto_teach_target == 0, 300, "teaching from the demo line")
+                if per_class == 3:  # a labelling mistake, for the Examples view to flag
+                    session.station.relabel_example(session.ws.examples.list("dent")[0].id, "ok")
                 done: list[str] = []
                 session.adapt_finished.connect(done.append)
                 session.start_adaptation()
@@ -92,7 +95,10 @@ def render(out: Path, *, checkpoint: str = "default", parts: int = 30) -> list[P
             for index, name in enumerate(names, start=1):
                 window.show_tab(index)
                 if name == "05-history":
+                    window.history.verdict.setCurrentText("REJECT")  # parts with a kept image: evidence
                     window.history.table.selectRow(0)
+                    evidence = window.history.evidence
+                    _wait(app, lambda evidence=evidence: evidence.count() > 0, 120, "the part's evidence")
                 if name == "07-shift":
                     window.shift.period.setCurrentText("Last hour")
                 window.refresh_log_views(force=True)

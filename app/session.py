@@ -39,8 +39,10 @@ from core.station import (
     StationSettings,
     describe_error,
 )
+from core.station.evidence import PartEvidence, part_evidence
 from core.storage import Workspace
 from core.storage.checkpoint import LoadedCheckpoint
+from core.storage.records import Inspection
 from core.training.background import BackgroundTraining
 
 log = logging.getLogger(__name__)
@@ -94,18 +96,21 @@ class InspectionSession(QObject):
     message = Signal(object)  # core.station.Message
     training_progress = Signal(list)  # new TrainProgress records of the background run
     training_finished = Signal(str, object)  # message, checkpoint path (None when it failed)
+    evidence_ready = Signal(object)  # core.station.evidence.PartEvidence
     error = Signal(str)  # the text of every error-level message
 
     def __init__(
         self, prefs: Preferences, workspace: Workspace, parent: QObject | None = None, **station_kw: Any
     ) -> None:
         super().__init__(parent)
-        self.prefs = prefs
         self.station = Station(workspace, station_settings(prefs), **station_kw)
+        # The workspace's own base model (core.station.setup) wins over the user-wide preference.
+        self.prefs = replace(prefs, checkpoint=self.station.settings.checkpoint)
         self._unsubscribe = self.station.events.subscribe(self._on_event)
         self._capture: CancellableTask | None = None
         self._adapt: CancellableTask | None = None
         self._model_task: CancellableTask | None = None
+        self._evidence: CancellableTask | None = None
         self.training: BackgroundTraining | None = None
         self._training_timer = QTimer(self)
         self._training_timer.setInterval(250)
@@ -314,16 +319,39 @@ class InspectionSession(QObject):
     def wait_model_task(self, timeout_s: float = 10.0) -> bool:
         return self._model_task is None or self._model_task.wait(timeout_s)
 
+    def request_evidence(self, inspection: Inspection) -> None:
+        """Find a logged part's nearest labelled examples in a worker; ``evidence_ready`` brings them. A new
+        request cancels the one before (only the selected part matters)."""
+        if self._evidence is not None:
+            self._evidence.cancel()
+
+        def find() -> PartEvidence | None:
+            if self.station.base is None and not self.station.load_base_model():
+                return None  # the station said why
+            base = self.station.base
+            return None if base is None else part_evidence(self.ws, inspection, base)
+
+        self._evidence = CancellableTask(
+            _call(find),
+            on_return=self._evidence_found,
+            on_error=lambda exc: self._report("history", exc),
+        ).start()
+
+    def _evidence_found(self, evidence: PartEvidence | None) -> None:
+        if evidence is not None:
+            self.evidence_ready.emit(evidence)
+
     # ---- meta-training in a separate process --------------------------------------------------------------
-    def start_training(self, config: TrainConfig, data: str, out: str) -> bool:
-        """Start meta-training on ``data`` in a child process; progress comes as ``training_progress``."""
+    def start_training(self, config: TrainConfig, data: str, out: str, objective: str = "episodic") -> bool:
+        """Start meta-training (``objective`` ``"episodic"``) or pre-training (``"supervised"``) on ``data`` in a
+        child process; progress comes as ``training_progress``."""
         if self.training is not None and self.training.running:
             self.message.emit(
                 Message("training", "A training run is already going; cancel it first.", "warning")
             )
             return False
         try:
-            self.training = BackgroundTraining(config, data, out).start()
+            self.training = BackgroundTraining(config, data, out, objective=objective).start()
         except (OSError, ValueError) as exc:
             self._report("training", exc)
             return False
@@ -366,7 +394,9 @@ class InspectionSession(QObject):
         self._training_timer.stop()
         if self.training is not None:
             self.training.stop()
-        for task in (self._adapt, self._model_task):
+        if self._evidence is not None:
+            self._evidence.cancel()
+        for task in (self._adapt, self._model_task, self._evidence):
             if task is not None and not task.wait(30.0):
                 log.warning("a worker did not stop within 30 s")
         self._unsubscribe()

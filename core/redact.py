@@ -15,10 +15,12 @@ MASK = "***"
 _USERINFO = re.compile(
     r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/\s?#]*)@(?=[^\s@/?#]*(?:[/?#\s]|$))"
 )
+# A quoted value runs to its closing quote (or the end: a cut-off quote must not let the rest leak), so it may
+# hold spaces, '!' or '&'; an unquoted one ends at whitespace or a separator.
 _SECRET_OPTION = re.compile(
     r"(?P<key>\b(?:user-pw|user-id|password|passwd|pwd|pass|token|secret|api[_-]?key)\s*=\s*)"
-    r"(?P<quote>[\"']?)(?P<value>[^\s&,;!\"']+)(?P=quote)",
-    re.IGNORECASE,
+    r"(?:(?P<quote>[\"'])(?:(?!(?P=quote)).)*(?P=quote)?|[^\s&,;!\"']+)",
+    re.IGNORECASE | re.DOTALL,
 )
 
 
@@ -31,4 +33,6 @@ def redact_source(text: str) -> str:
     if not text:
         return text
     text = _USERINFO.sub(lambda m: f"{m.group('scheme')}{MASK}@", text)
-    return _SECRET_OPTION.sub(lambda m: f"{m.group('key')}{m.group('quote')}{MASK}{m.group('quote')}", text)
+    return _SECRET_OPTION.sub(
+        lambda m: f"{m.group('key')}{m.group('quote') or ''}{MASK}{m.group('quote') or ''}", text
+    )

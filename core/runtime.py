@@ -34,6 +34,13 @@ def resolve_device(setting: str = "auto") -> torch.device:
             raise ValueError(
                 f"device {setting!r} was asked for, but no CUDA device is available; use 'cpu' or 'auto'"
             )
+        index = name.partition(":")[2]
+        count = torch.cuda.device_count()
+        if name != "cuda" and not (index.isascii() and index.isdigit() and int(index) < count):
+            # checked here: torch.device("cuda:x") raises RuntimeError, and "cuda:7" fails only when first used
+            raise ValueError(
+                f"device {setting!r} is not a CUDA device of this PC (cuda:0 to cuda:{count - 1})"
+            )
         return torch.device(name)
     raise ValueError(f"unknown device {setting!r}; choose one of {', '.join(DEVICE_CHOICES)} (or cuda:N)")
 

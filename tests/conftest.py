@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
 
 from core.runtime import keep_freed_memory
 
@@ -17,6 +18,11 @@ os.environ.setdefault("METAINSPECT_THREADS", "1")
 torch.set_num_threads(1)
 # As the app and metainspect-lab do: reuse freed tensor memory instead of page-faulting it in again.
 keep_freed_memory()
+
+# Property-based fuzz tests (tests/fuzzing.py): the same examples on every run, nothing saved in the repository,
+# no per-example deadline on a shared machine. Each test sets its own (modest) max_examples.
+settings.register_profile("metainspect", derandomize=True, database=None, deadline=None, print_blob=True)
+settings.load_profile("metainspect")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

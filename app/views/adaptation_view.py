@@ -1,4 +1,5 @@
-"""After each adaptation: per-class accuracy on the labelled examples and the examples the model gets wrong."""
+"""After each adaptation: per-class accuracy on the labelled examples and the examples the model gets wrong
+(hold-out examples, or else each training example judged leave-one-out)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ class AdaptationView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.header = QLabel("No adaptation yet. After each one, the new model is scored here on the labelled "
-                             "examples (on the hold-out ones when there are any: press H in Examples).")  # fmt: skip
+                             "examples: on the hold-out ones when there are any (press H in Examples), else each "
+                             "example by a model adapted without it.")  # fmt: skip
         self.header.setWordWrap(True)
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(("Class", "Examples", "Right", "Accuracy"))
@@ -42,12 +44,18 @@ class AdaptationView(QWidget):
 
     def show_summary(self, summary: AdaptSummary, ws: Workspace) -> None:
         self.summary = summary
-        where = "hold-out examples" if summary.split == "holdout" else "its own training examples"
+        where = (
+            "hold-out examples"
+            if summary.split == "holdout"
+            else "training examples, each judged by a model adapted without it"
+        )
         acc = summary.accuracy
+        flagged = len(summary.flagged)
         self.header.setText(
             f"<b>Model v{summary.version_id}</b> on {summary.examples} {where}: "
             + (f"<b>{acc:.0%}</b> right." if acc is not None else "nothing to score.")
-            + ("" if summary.split == "holdout" else " Move a few examples to hold-out (H) for a fair check.")
+            + (f" {flagged} training example(s) flagged in Examples." if flagged else "")
+            + (f" {summary.unchecked} not judged (alone in their class)." if summary.unchecked else "")
         )
         self.table.setRowCount(len(summary.classes))
         for row, c in enumerate(summary.classes):

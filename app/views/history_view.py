@@ -1,17 +1,20 @@
-"""The inspection log: filter by verdict, class and time; a part's detail; an operator's correction."""
+"""The inspection log: filter by verdict, class and time; a part's detail with its evidence (the model version
+that judged it, the nearest labelled examples); an operator's correction."""
 
 from __future__ import annotations
 
 import datetime as dt
 import time
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QHBoxLayout,
     QLabel,
+    QListWidget,
+    QListWidgetItem,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -19,8 +22,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.views.common import thumbnail
 from app.views.frame_view import to_qimage
 from app.views.message_bar import MessageBar
+from core.station.evidence import PartEvidence
 from core.station.history import find_inspections
 from core.storage import StorageError, Workspace
 from core.storage.records import Inspection
@@ -31,9 +36,11 @@ VERDICTS = ("Any verdict", "OK", "REJECT", "CHECK")
 
 
 class HistoryView(QWidget):
-    """Emits ``override_requested(inspection id, class name)`` when the operator corrects a verdict."""
+    """Emits ``override_requested(inspection id, class name)`` when the operator corrects a verdict and
+    ``evidence_requested(Inspection)`` when a part is selected (answer with :meth:`show_evidence`)."""
 
     override_requested = Signal(int, str)
+    evidence_requested = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -63,6 +70,14 @@ class HistoryView(QWidget):
         self.detail = QLabel()
         self.detail.setWordWrap(True)
         self.detail.setFixedWidth(150)
+        self.evidence_title = QLabel()
+        self.evidence_title.setWordWrap(True)
+        self.evidence_title.setFixedWidth(150)
+        self.evidence = QListWidget()
+        self.evidence.setAccessibleName("Nearest labelled examples")
+        self.evidence.setIconSize(QSize(40, 40))
+        self.evidence.setFixedWidth(150)
+        self.evidence.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.correct_to = QComboBox()
         self.correct_to.setAccessibleName("Correct the class to")
         self.correct_button = QPushButton("Correct && keep as example")
@@ -78,7 +93,9 @@ class HistoryView(QWidget):
         correction.addWidget(self.correct_button)
         side = QVBoxLayout()
         side.addWidget(self.image)
-        side.addWidget(self.detail, 1)
+        side.addWidget(self.detail)
+        side.addWidget(self.evidence_title)
+        side.addWidget(self.evidence, 1)
         body = QHBoxLayout()
         body.addWidget(self.table, 1)
         body.addLayout(side, 0)
@@ -115,6 +132,7 @@ class HistoryView(QWidget):
         seconds = self.period.currentData()
         verdict = self.verdict.currentText() if self.verdict.currentIndex() > 0 else None
         predicted = self.predicted.currentText() if self.predicted.currentIndex() > 0 else None
+        before = self.selected()
         self._rows = find_inspections(
             ws, verdict=verdict, predicted=predicted, since=None if seconds is None else time.time() - seconds
         )
@@ -128,9 +146,28 @@ class HistoryView(QWidget):
             for col, text in enumerate(cells):
                 self.table.setItem(row, col, QTableWidgetItem(text))
         self.table.resizeColumnsToContents()
+        self._keep_selection(before)
         self.count.setText(
             f"{len(self._rows)} parts shown" + (" (newest 500)" if len(self._rows) == 500 else "")
         )
+
+    def _keep_selection(self, before: Inspection | None) -> None:
+        """After a reload: the part selected before stays selected (its row may have moved as parts arrived,
+        its detail is not asked for again); if it is no longer listed, the detail is cleared."""
+        ids = [r.id for r in self._rows]
+        self.table.blockSignals(True)
+        try:
+            if before is not None and before.id in ids:
+                self.table.selectRow(ids.index(before.id))
+            else:
+                self.table.clearSelection()
+        finally:
+            self.table.blockSignals(False)
+        if before is not None and before.id not in ids:
+            self.image.setText("No part selected")
+            self.detail.clear()
+            self.evidence.clear()
+            self.evidence_title.clear()
 
     def selected(self) -> Inspection | None:
         rows = self.table.selectionModel().selectedRows()
@@ -159,6 +196,39 @@ class HistoryView(QWidget):
             + (f"<br>corrected to <b>{r.override}</b>" if r.override else "")
         )
         self.correct_to.setCurrentText(r.override or r.predicted)
+        self.evidence.clear()
+        self.evidence_title.setText("Finding the nearest labelled examples…" if r.image_hash else "")
+        if r.image_hash:
+            self.evidence_requested.emit(r)
+
+    def show_evidence(self, evidence: PartEvidence) -> None:
+        """Show a part's evidence (ignored when another part is selected by now)."""
+        r = self.selected()
+        ws = self._ws
+        if r is None or ws is None or r.id != evidence.inspection_id:
+            return
+        self.evidence.clear()
+        v = evidence.version
+        judged = (
+            f"Judged by <b>model v{v.id}</b> ({dt.datetime.fromtimestamp(v.created_at):%H:%M})"
+            if v
+            else "Judged before any model version"
+        )
+        if not evidence.neighbours:
+            self.evidence_title.setText(f"{judged}. {evidence.note}")
+            return
+        self.evidence_title.setText(f"{judged}. Nearest of its {evidence.compared} labelled examples:")
+        for n in evidence.neighbours:
+            item = QListWidgetItem(f"{n.class_name} #{n.example_id}\n{n.distance:.2f}")
+            item.setToolTip(
+                f"Example {n.example_id} ({n.class_name}): distance {n.distance:.3f} from this part in the "
+                "model's embedding (0: the same picture, about 1: unrelated)"
+            )
+            try:
+                item.setIcon(thumbnail(ws.images.load(n.image_hash), 48))
+            except (StorageError, ValueError) as exc:
+                item.setText(f"{item.text()}\n(image unreadable: {exc})")
+            self.evidence.addItem(item)
 
     def _correct(self) -> None:
         r = self.selected()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
+from core.redact import redact_source
+
 LEVEL_STYLE = {
     "error": "background: #cf222e; color: white;",
     "warning": "background: #bf8700; color: white;",
@@ -55,6 +57,7 @@ class MessageBar(QWidget):
         self.hide()
 
     def show_message(self, text: str, level: str = "error") -> None:
+        text = redact_source(text)  # every message passes here: none shows a camera password
         for row in self._rows:
             if row.text == text:
                 row.repeat()

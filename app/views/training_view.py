@@ -1,5 +1,6 @@
-"""Meta-training at the workstation: choose a data folder and a learner, watch loss and accuracy per episode
-batch (the run is a separate process), cancel, and make the result the workspace's base model."""
+"""Training at the workstation: meta-training (episodes) or pre-training (supervised, every class at once) on a
+chosen data folder, with a learner and backbone; watch loss and accuracy per step (the run is a separate
+process), cancel, and make the result the workspace's base model."""
 
 from __future__ import annotations
 
@@ -29,9 +30,10 @@ from core.training.progress import TrainProgress
 
 
 class TrainingView(QWidget):
-    """Emits ``start_requested(config, data, out)``, ``cancel_requested()`` and ``use_requested(path)``."""
+    """Emits ``start_requested(config, data, out, objective)``, ``cancel_requested()`` and
+    ``use_requested(path)``; ``objective`` is ``"episodic"`` (meta-training) or ``"supervised"`` (pre-training)."""
 
-    start_requested = Signal(object, str, str)
+    start_requested = Signal(object, str, str, str)
     cancel_requested = Signal()
     use_requested = Signal(str)
 
@@ -43,6 +45,10 @@ class TrainingView(QWidget):
         self.data.setPlaceholderText("folder or .zip with one sub-folder per class")
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
+        self.objective = QComboBox()
+        self.objective.addItem("Meta-training (episodes)", "episodic")
+        self.objective.addItem("Pre-training (supervised)", "supervised")
+        self.objective.setAccessibleName("Training objective")
         self.algo = QComboBox()
         self.algo.addItems(list_learners())
         self.algo.setCurrentText("protonet")
@@ -67,8 +73,8 @@ class TrainingView(QWidget):
         self.use_button.clicked.connect(lambda: self.use_requested.emit(self._result or ""))
         self.status = QLabel("No training run yet. The run uses its own process; the line keeps running.")
         self.status.setWordWrap(True)
-        self.loss_plot = pg.PlotWidget(title="Meta-loss per iteration")
-        self.acc_plot = pg.PlotWidget(title="Episode accuracy (validation: dots)")
+        self.loss_plot = pg.PlotWidget(title="Training loss per step")
+        self.acc_plot = pg.PlotWidget(title="Training accuracy (validation: dots)")
         self.acc_plot.setYRange(0, 1)
         for plot in (self.loss_plot, self.acc_plot):
             plot.setMinimumHeight(160)  # readable; the page scrolls when the window is small
@@ -80,6 +86,7 @@ class TrainingView(QWidget):
         row.addWidget(browse)
         form = QFormLayout()
         form.addRow("Data", row)
+        form.addRow("Objective", self.objective)
         form.addRow("Learner", self.algo)
         form.addRow("Backbone", self.backbone)
         form.addRow("Ways / shots", self._pair(self.ways, self.shots))
@@ -134,14 +141,15 @@ class TrainingView(QWidget):
             self.messages.show_message(f"These settings cannot be trained: {exc}")
             return
         out = self._models_dir / f"trained-{time.strftime('%Y%m%d-%H%M%S')}.pt"
-        self.start_requested.emit(config, data, str(out))
+        self.start_requested.emit(config, data, str(out), self.objective.currentData())
 
     def started(self, iterations: int) -> None:
         self._records.clear()
         self._result = None
         for curve in (self.loss_curve, self.acc_curve, self.val_curve):
             curve.setData([], [])
-        self.status.setText(f"Training: starting a separate process ({iterations} iterations)…")
+        what = self.objective.currentText().split(" (")[0]
+        self.status.setText(f"{what}: starting a separate process ({iterations} steps)…")
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.use_button.setEnabled(False)

@@ -11,6 +11,7 @@ import numpy as np
 
 from core.camera.frame import Frame, SourceError
 from core.camera.source import SOURCES, FrameSource, check_options, option
+from core.imaging.image_header import check_encoded_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 
@@ -73,6 +74,11 @@ class FolderSource(FrameSource):
             data = np.fromfile(path, dtype=np.uint8)  # fromfile + imdecode copes with non-ASCII paths
         except OSError as exc:
             self.skipped.append(SkippedImage(path, f"cannot read file: {exc}"))
+            return None
+        try:
+            check_encoded_image(data.tobytes(), "the file")
+        except ValueError as exc:  # truncated, or a header declaring a huge picture
+            self.skipped.append(SkippedImage(path, f"not a decodable image (broken: {exc})"))
             return None
         image = cv2.imdecode(data, flag) if data.size else None
         if image is None:

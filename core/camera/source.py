@@ -161,10 +161,13 @@ def _hint(spec: str) -> str:
     if spec.strip().isdigit():
         return f" (did you mean 'camera:{spec.strip()}'?)"
     path = Path(spec)
-    if path.is_dir():
-        return f" (did you mean 'folder:{spec}'?)"
-    if path.is_file():
-        return f" (did you mean 'file:{spec}'?)"
+    try:
+        if path.is_dir():
+            return f" (did you mean 'folder:{spec}'?)"
+        if path.is_file():
+            return f" (did you mean 'file:{spec}'?)"
+    except (OSError, ValueError):  # a name too long for the file system, or one holding a NUL: not a path
+        pass
     return ""
 
 

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import torch
 
+from core.imaging.image_header import check_encoded_image
 from core.imaging.preprocess import Preprocess
 
 log = logging.getLogger(__name__)
@@ -202,8 +203,9 @@ def decode_image(data: bytes) -> np.ndarray | None:
     if not data:
         return None
     try:
+        check_encoded_image(data)  # truncated, or a header declaring a huge picture
         img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    except cv2.error:  # a header OpenCV refuses (e.g. more pixels than its limit): unreadable like any other
+    except (ValueError, cv2.error):  # also a header OpenCV refuses (more pixels than its limit)
         return None
     if img is None or img.size == 0:
         return None

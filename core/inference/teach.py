@@ -42,6 +42,7 @@ class TaughtModel:
     classifier: LiveClassifier
     version: ModelVersion | None  # None when taught from OK examples only (anomaly scorer alone)
     adapted: AdaptedModel | None
+    example_ids: tuple[int, ...] = ()  # the training examples taught, in the order of ``adapted.support_y``
 
 
 def ok_images(ws: Workspace) -> tuple[str, list[np.ndarray]]:
@@ -183,7 +184,7 @@ def teach(
         device=device,
         anomaly=teach_anomaly(ws, ck, anomaly),
     )
-    return TaughtModel(live, version, adapted)
+    return TaughtModel(live, version, adapted, tuple(ex.id for ex in examples))
 
 
 def restore_active(

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from core.camera.synthetic import DEFECT_CLASSES
 from core.inference.pipeline import InspectionPipeline, PartResult
 from core.inference.teach import teach
 from core.inference.verdict import VerdictPolicy
+from core.runtime import release_freed_memory
 from core.storage import NewInspection, Workspace
 from core.storage.checkpoint import load_checkpoint
 
@@ -42,6 +43,7 @@ class SoakSample:
     frames_dropped: int
     verdicts: int
     adaptations: int
+    load_1m: float | None = None  # the machine's one-minute load average: the soak shares its CPUs
 
 
 @dataclass(frozen=True)
@@ -69,12 +71,49 @@ class SoakReport:
         kept = [s.open_files for s in self._after(warmup_s) if s.open_files is not None]
         return kept[-1] - kept[0] if kept else None
 
+    def summary(self, warmup_s: float) -> dict[str, object]:
+        """The figures a soak is judged by, after ``warmup_s`` seconds: first/last/max of each gauge."""
+        kept = self._after(warmup_s)
+
+        def span(values: list[float | int | None]) -> dict[str, float | int] | None:
+            known = [v for v in values if v is not None]
+            return (
+                {"first": known[0], "last": known[-1], "max": max(known), "min": min(known)}
+                if known
+                else None
+            )
+
+        last = self.samples[-1] if self.samples else None
+        return {
+            "warmup_s": warmup_s,
+            "duration_s": last.t_s if last else 0.0,
+            "rss_mb": span([s.rss_mb for s in kept]),
+            "rss_growth_mb": self.rss_growth_mb(warmup_s),
+            "threads": span([s.threads for s in kept]),
+            "open_files": span([s.open_files for s in kept]),
+            "frames": last.frames if last else 0,
+            "frames_dropped": last.frames_dropped if last else 0,
+            "verdicts": last.verdicts if last else 0,
+            "adaptations": last.adaptations if last else 0,
+            "latency_p50_ms": self.latency_p50_ms,
+            "latency_p99_ms": self.latency_p99_ms,
+            "load_1m": span([s.load_1m for s in self.samples]),
+            "errors": list(self.errors),
+        }
+
 
 def _rss_mb() -> float | None:
     try:  # Linux: current resident set (ru_maxrss would be the peak, which never falls)
         with open("/proc/self/statm", encoding="ascii") as fh:
             return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _load_1m() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
         return None
 
 
@@ -94,8 +133,12 @@ def run_soak(
     adapt_every_s: float = 60.0,
     sample_every_s: float = 5.0,
     shots: int = 2,
+    on_sample: Callable[[SoakSample], None] | None = None,
 ) -> SoakReport:
-    """Run the station for ``duration_s`` seconds in ``workspace`` (a new folder) and measure it."""
+    """Run the station for ``duration_s`` seconds in ``workspace`` (a new folder) and measure it.
+
+    ``on_sample`` sees each sample as it is taken (a long run's figures survive if it is stopped early).
+    """
     base = load_checkpoint(checkpoint)
     samples: list[SoakSample] = []
     latencies: list[float] = []
@@ -135,6 +178,8 @@ def run_soak(
                     adaptations += 1
             except Exception as exc:  # a soak records every failure and goes on, like the app
                 errors.append(f"adaptation: {type(exc).__name__}: {exc}")
+            finally:
+                release_freed_memory()  # as the app does after each adaptation (app/session.py)
 
         start = last_adapt = last_sample = time.monotonic()
         stop_event = threading.Event()
@@ -153,10 +198,11 @@ def run_soak(
             if now - last_sample >= sample_every_s or now - start >= duration_s:
                 last_sample = now
                 stats = runner.stats
-                samples.append(
-                    SoakSample(round(now - start, 2), _rss_mb(), threading.active_count(), _open_files(),
-                               stats.frames_captured, stats.drops, writer.written, adaptations)
-                )  # fmt: skip
+                sample = SoakSample(round(now - start, 2), _rss_mb(), threading.active_count(), _open_files(),
+                                    stats.frames_captured, stats.drops, writer.written, adaptations, _load_1m())  # fmt: skip
+                samples.append(sample)
+                if on_sample is not None:
+                    on_sample(sample)
             if now - start >= duration_s:
                 stop_event.set()
         if adapting is not None:
@@ -174,26 +220,32 @@ def run_soak(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a soak in a temporary workspace; one JSON line per sample (stdout, and ``--jsonl`` if given),
+    then one ``{"summary": ...}`` line."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, default=60.0)
     p.add_argument("--adapt-every", type=float, default=300.0, help="seconds between adaptations")
     p.add_argument("--sample-every", type=float, default=30.0)
     p.add_argument("--warmup", type=float, default=300.0, help="seconds before growth is measured")
+    p.add_argument("--jsonl", type=Path, default=None, help="also append every line to this file")
     args = p.parse_args(argv)
+
+    def emit(row: dict[str, object]) -> None:
+        line = json.dumps(row)
+        print(line, flush=True)
+        if args.jsonl is not None:
+            with args.jsonl.open("a", encoding="utf-8") as fh:
+                fh.write(line + "\n")
+
     with tempfile.TemporaryDirectory() as tmp:
         report = run_soak(
             Path(tmp) / "ws",
             args.minutes * 60,
             adapt_every_s=args.adapt_every,
             sample_every_s=args.sample_every,
+            on_sample=lambda sample: emit(asdict(sample)),
         )
-    for s in report.samples:
-        print(json.dumps(asdict(s)))
-    print(
-        f"rss growth after warm-up {report.rss_growth_mb(args.warmup)} MB, threads "
-        f"{report.thread_growth(args.warmup):+d}, files {report.file_growth(args.warmup)}, verdict latency "
-        f"p50 {report.latency_p50_ms} ms p99 {report.latency_p99_ms} ms, errors {list(report.errors)}"
-    )
+    emit({"summary": report.summary(args.warmup)})
     return 0
 
 

@@ -6,6 +6,7 @@ task's adapted weights are plain tensors and the model itself is never copied.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +92,12 @@ def support_classes(x: torch.Tensor, y: torch.Tensor) -> int:
     if n < 2:
         raise ValueError("the support set has a single class; a classifier needs at least two classes")
     return n
+
+
+def loo_indices(labels: torch.Tensor) -> list[int]:
+    """Indices of the labels ``(B,)`` that leave-one-out can judge: those whose class has another example."""
+    counts = torch.bincount(labels.detach().to("cpu", torch.long))
+    return [i for i, y in enumerate(labels.tolist()) if counts[int(y)] > 1]
 
 
 def class_means(features: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -341,6 +348,41 @@ class MetaLearner(nn.Module):
         (and lets the caller stop early); learners without steps never call it.
         """
         raise NotImplementedError
+
+    def leave_one_out(
+        self,
+        support_x: torch.Tensor,
+        support_y: torch.Tensor,
+        steps: int | None = None,
+        stop: Callable[[], bool] | None = None,
+    ) -> torch.Tensor | None:
+        """Judge each support image by a classifier adapted without it.
+
+        Parameters
+        ----------
+        support_x, support_y
+            The support set ``(B, C, H, W)``, ``(B,)`` with labels ``0..N-1`` (as for :meth:`adapt`).
+        steps
+            Inner steps of each adaptation (as for :meth:`adapt`).
+        stop
+            Asked before each adaptation; True stops and returns ``None``.
+
+        Returns
+        -------
+        torch.Tensor or None
+            ``(B, N)`` probabilities on the CPU; row ``i`` comes from the classifier adapted to the other
+            ``B - 1`` images. The row of an image that is the only one of its class is NaN (without it the
+            class is unknown, so it cannot be judged). ``None`` when stopped.
+        """
+        n = support_classes(support_x, support_y)
+        out = torch.full((len(support_y), n), math.nan)
+        for i in loo_indices(support_y):
+            if stop is not None and stop():
+                return None
+            keep = torch.arange(len(support_y)) != i
+            classifier = self.adapt(support_x[keep], support_y[keep], steps=steps)
+            out[i] = classifier.predict_proba(support_x[i : i + 1])[0].detach().to("cpu", out.dtype)
+        return out
 
     def warm(self, x: torch.Tensor) -> None:
         """Prepare for an :meth:`adapt` that will include support images ``x`` (called when a part is labelled).

@@ -16,7 +16,7 @@ kept in an :class:`~core.meta.embedding_cache.EmbeddingCache`), so *Adapt* itsel
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +31,7 @@ from core.meta.base import (
     Task,
     class_means,
     eval_chunks,
+    loo_indices,
     support_classes,
 )
 from core.meta.embedding_cache import EmbeddingCache, tensor_digest
@@ -258,3 +259,24 @@ class FineTuneHead(MetaLearner):
             feats[0]
         )  # the support set as given, without embedding it again
         return classifier
+
+    def leave_one_out(
+        self,
+        support_x: torch.Tensor,
+        support_y: torch.Tensor,
+        steps: int | None = None,
+        stop: Callable[[], bool] | None = None,
+    ) -> torch.Tensor | None:
+        """As :meth:`MetaLearner.leave_one_out`, on the (cached) support embeddings: each left-out image costs
+        one head fit, no pass through the backbone."""
+        n = support_classes(support_x, support_y)
+        feats = self.embed_views(support_x, cached=True)
+        labels = support_y.to(feats.device, torch.long)
+        out = torch.full((len(support_y), n), math.nan)
+        for i in loo_indices(support_y):
+            if stop is not None and stop():
+                return None
+            keep = torch.arange(len(labels), device=feats.device) != i
+            head = self.adapt_embedded(feats[:, keep], labels[keep], steps)
+            out[i] = head.logits(feats[0, i : i + 1]).softmax(1)[0].detach().to("cpu", out.dtype)
+        return out

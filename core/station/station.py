@@ -22,6 +22,7 @@ import numpy as np
 from core.camera import CaptureRunner, Frame, FrameSource, PartTrigger, parse_spec
 from core.camera.source import SOURCES
 from core.camera.synthetic import DEFECT_CLASSES
+from core.imaging.image_header import check_encoded_image
 from core.inference.live import LiveClassifier
 from core.inference.pipeline import InspectionPipeline, PartResult
 from core.inference.teach import TaughtModel, TeachingError, new_defect_class_from_part, teach
@@ -47,6 +48,7 @@ from core.station.events import (
 )
 from core.station.models import load_version, workspace_policy
 from core.station.settings import CAPTURE_FIELDS, POLICY_FIELDS, TRIGGER_FIELDS, StationSettings
+from core.station.setup import SETUP_FIELDS, restore_setup, save_setup
 from core.station.stats import LineStats
 from core.station.summary import summarize
 from core.storage import Example, ModelVersion, NewInspection, Workspace
@@ -83,6 +85,7 @@ class Station:
         open_source: SourceOpener = SOURCES.create,
     ) -> None:
         self.ws = workspace
+        settings = restore_setup(workspace, settings)  # the line's base model, ROI and trigger, as left
         self._settings = settings
         self.device = resolve_device(settings.device)
         self.events = EventHub()
@@ -218,6 +221,13 @@ class Station:
             if changed & TRIGGER_FIELDS:
                 self._new_trigger_wanted = True
             classifier = self._classifier
+        if changed & set(SETUP_FIELDS):
+            try:
+                save_setup(self.ws, new)
+            except USER_ERRORS as exc:
+                self._message(
+                    "settings", f"The line set-up is in use but was not saved: {describe_error(exc)}"
+                )
         if "checkpoint" in changed:
             self.base = None  # the next adaptation loads the new base model
         if classifier is not None and changed & POLICY_FIELDS:
@@ -391,7 +401,12 @@ class Station:
 
         added, bad = 0, []
         for path in paths:
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            try:  # fromfile + imdecode copes with non-ASCII paths; the header is checked before decoding
+                data = np.fromfile(path, dtype=np.uint8)
+                check_encoded_image(data.tobytes(), str(path))
+                image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+            except (OSError, ValueError, cv2.error):
+                image = None
             if image is None:
                 bad.append(str(path))
                 continue
@@ -539,11 +554,12 @@ class Station:
         if self.summarize_after_adapt:
             # After going live: the line is already judged by the new model while its examples are scored.
             try:
-                summary = summarize(self.ws, taught.classifier, taught.version.id)
+                summary = summarize(self.ws, taught, cancel)
             except USER_ERRORS as exc:
                 self._message("teach", f"The new model could not be checked: {describe_error(exc)}")
             else:
-                self.events.emit(AdaptSummarized(summary))
+                if summary is not None:  # None: cancelled while checking
+                    self.events.emit(AdaptSummarized(summary))
         return taught
 
     def activate(self, version_id: int) -> ModelVersion | None:

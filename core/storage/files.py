@@ -14,13 +14,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.imaging.image_header import PNG_MAGIC, check_encoded_image
 from core.storage.errors import FileIntegrityError, StorageWriteError
 
 TEMP_SUFFIX = ".tmp"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _CHUNK = 1 << 20
-#: Largest picture decoded (a 16k x 8k line-scan frame); bigger ones are refused from the PNG header.
-MAX_IMAGE_PIXELS = 1 << 27
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -156,18 +154,10 @@ def decode_image(data: bytes, *, what: str = "image") -> np.ndarray:
     Raises
     ------
     ValueError
-        When the bytes are not a complete image OpenCV can read (e.g. a truncated file).
+        When the bytes are not a complete image OpenCV can read (e.g. a truncated file), or declare more
+        than :data:`core.imaging.image_header.MAX_IMAGE_PIXELS` pixels.
     """
-    if data.startswith(PNG_MAGIC) and not data.rstrip(b"\x00").endswith(b"IEND\xaeB`\x82"):
-        # libpng can return a partly decoded picture for a cut-off file; the IEND chunk proves completeness.
-        raise ValueError(f"{what} is a truncated PNG file ({len(data)} bytes, no end marker)")
-    if data.startswith(PNG_MAGIC) and len(data) >= 24 and data[12:16] == b"IHDR":
-        # A few hundred bytes can declare a picture of gigabytes: refuse by the header, before decoding.
-        width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-        if width * height > MAX_IMAGE_PIXELS:
-            raise ValueError(
-                f"{what} declares {width} x {height} pixels, more than the {MAX_IMAGE_PIXELS} an image may have"
-            )
+    check_encoded_image(data, what)  # truncated PNG/JPEG, or a header declaring a huge picture
     try:
         arr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:  # e.g. OpenCV's own pixel limit, or a header it rejects

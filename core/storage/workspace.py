@@ -34,6 +34,7 @@ from core.storage.errors import (
 from core.storage.examples import ExampleStore
 from core.storage.files import ImageStore, ensure_dir
 from core.storage.inspections import InspectionLog
+from core.storage.meta import MetaStore
 from core.storage.models import ModelStore
 from core.storage.records import RecoveryReport
 from core.storage.recovery import count_stored_files, find_and_remove_leftovers
@@ -78,9 +79,9 @@ class Workspace:
 
     Attributes
     ----------
-    classes, examples, models, inspections, audit
+    classes, examples, models, inspections, audit, meta
         The table APIs (:class:`ClassStore`, :class:`ExampleStore`, :class:`ModelStore`,
-        :class:`InspectionLog`, :class:`AuditLog`).
+        :class:`InspectionLog`, :class:`AuditLog`, :class:`~core.storage.meta.MetaStore`).
     images
         Content-addressed PNG files (:class:`ImageStore`).
     recovery
@@ -102,6 +103,7 @@ class Workspace:
         self.examples = ExampleStore(self)
         self.models = ModelStore(self)
         self.inspections = InspectionLog(self)
+        self.meta = MetaStore(self)
         self.recovery = RecoveryReport()
 
     # ---- paths -------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Meta-training in a separate process, for a workstation that must keep judging parts meanwhile.
+"""Meta-training or supervised pre-training in a separate process, for a workstation that must keep judging
+parts meanwhile.
 
 The run's ``meta_train`` generator executes in a child process (its own interpreter: no GIL shared with the
 GUI or the capture loop, and a crash there cannot take the line down). Progress records come back through a
@@ -15,6 +16,7 @@ from typing import Any
 
 from core.config import TrainConfig
 from core.training.progress import TrainProgress
+from core.training.recipe import DataSource, SupervisedStage, TrainingRecipe
 
 
 def _child(
@@ -52,6 +54,49 @@ def _child(
         )
 
 
+def pretraining_recipe(config: TrainConfig, data: str | Path) -> TrainingRecipe:
+    """The supervised pre-training run the workstation's form describes: cross-entropy over the classes of
+    ``data`` for ``config.iterations`` label-balanced steps, through a throw-away linear head, so the result
+    is a ``config.algo`` learner on a pre-trained ``config.backbone`` (adapted like any base model)."""
+    folder = Path(data).resolve()
+    steps = config.iterations
+    return TrainingRecipe(
+        backbone={"name": config.backbone, "width": config.width},
+        learner={"name": config.algo, "n_way": config.ways, **config.learner_hyper()},
+        image_size=config.image_size,
+        channels=config.channels,
+        datasets_dir=str(folder.parent),
+        data=(DataSource(folder.name),),
+        supervised=SupervisedStage(steps=steps, head="linear", report_every=max(1, min(20, steps // 100))),
+        seed=config.seed,
+        comment="pre-trained at the workstation",
+    )
+
+
+def _pretrain_child(config: dict[str, Any], data: str, out: str, records: Any, cancel: Any) -> None:
+    """Runs in the child process: supervised pre-training on ``data``; the learner is saved at the end (also
+    when cancelled, as meta-training does)."""
+    try:
+        from core.runtime import set_cpu_threads
+        from core.training.recipe_run import build_recipe_learner, iter_recipe, load_pool, save_trained
+
+        set_cpu_threads()
+        recipe = pretraining_recipe(TrainConfig.from_dict(config), data)
+        pool = load_pool(recipe)
+        learner = build_recipe_learner(recipe)
+        for record in iter_recipe(recipe, learner, pool, cancel=cancel):
+            records.put(("progress", dataclasses.asdict(record)))
+        save_trained(out, learner, recipe, pool, extra={"trained_at": "workstation"})
+        records.put(("done", out))
+    except Exception as exc:  # reported to the parent as one line, as in _child
+        records.put(
+            ("error", f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc))
+        )
+
+
+OBJECTIVES = ("episodic", "supervised")
+
+
 class BackgroundTraining:
     """One meta-training run in a child process.
 
@@ -63,21 +108,34 @@ class BackgroundTraining:
         Image-folder tree or ``.zip`` (one folder per class).
     out
         Checkpoint file the run writes (periodically, when cancelled, and at the end).
+    objective
+        ``"episodic"``: meta-training (:func:`~core.training.meta_train.meta_train`); ``"supervised"``:
+        pre-training (:func:`pretraining_recipe`, run by the same engine).
     """
 
     def __init__(
-        self, config: TrainConfig, data: str | Path, out: str | Path, val_fraction: float = 0.2
+        self,
+        config: TrainConfig,
+        data: str | Path,
+        out: str | Path,
+        val_fraction: float = 0.2,
+        objective: str = "episodic",
     ) -> None:
+        if objective not in OBJECTIVES:
+            raise ValueError(f"unknown training objective {objective!r}; known: {', '.join(OBJECTIVES)}")
         if not Path(data).exists():
             raise FileNotFoundError(f"training data {data} does not exist; choose an image folder or a .zip")
+        self.objective = objective
         self.config = config
         self.out = Path(out)
         ctx = mp.get_context("spawn")  # a fresh interpreter: no inherited threads, locks or Qt state
         self._records: Any = ctx.Queue()
         self._cancel = ctx.Event()
+        episodic = (config.to_dict(), str(data), str(out), val_fraction, self._records, self._cancel)
+        supervised = (config.to_dict(), str(data), str(out), self._records, self._cancel)
         self._process = ctx.Process(
-            target=_child,
-            args=(config.to_dict(), str(data), str(out), val_fraction, self._records, self._cancel),
+            target=_child if objective == "episodic" else _pretrain_child,
+            args=episodic if objective == "episodic" else supervised,
             name="metainspect-training",
             daemon=True,
         )

@@ -165,6 +165,14 @@ def test_message_bar_keeps_messages_until_dismissed_and_counts_repeats(qtbot: Qt
     assert not bar.isVisible()
 
 
+def test_the_message_bar_never_shows_a_camera_password(qtbot: QtBot) -> None:
+    bar = MessageBar()
+    qtbot.addWidget(bar)
+    bar.show_message("These settings cannot be trained: source 'rtsp://op:hunter2@10.0.0.7/s' is offline")
+    assert bar.texts() == ["These settings cannot be trained: source 'rtsp://***@10.0.0.7/s' is offline"]
+    assert "hunter2" not in bar._rows[0].label.text()
+
+
 def test_adaptation_view_shows_per_class_scores_and_the_wrong_examples(qtbot: QtBot, ws: Workspace) -> None:
     from app.views.adaptation_view import AdaptationView
     from core.station.summary import AdaptSummary, ClassScore, WrongExample
@@ -179,7 +187,7 @@ def test_adaptation_view_shows_per_class_scores_and_the_wrong_examples(qtbot: Qt
     view = AdaptationView()
     qtbot.addWidget(view)
     view.show_summary(summary, ws)
-    assert "v2" in view.header.text() and "75%" in view.header.text() and "hold-out (H)" in view.header.text()
+    assert "v2" in view.header.text() and "75%" in view.header.text() and "without it" in view.header.text()
     assert view.table.rowCount() == 2 and view.table.item(0, 3).text() == "50%"
     assert view.wrong.count() == 1 and "model says ok" in view.wrong.item(0).text()
     assert not view.wrong.item(0).icon().isNull()

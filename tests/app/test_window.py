@@ -172,10 +172,10 @@ def test_closing_while_adapting_asks_then_stops_the_worker(
         assert ws.models.active().id == 2  # the cancelled adaptation left the live version alone
 
 
-def test_dragging_a_region_on_the_live_view_sets_the_trigger_roi_now_and_after_a_restart(
+def test_dragging_a_region_on_the_live_view_sets_the_trigger_roi_now_and_the_workspace_keeps_it_and_the_base_model(
     qtbot: QtBot, tmp_path: Path, small_checkpoint: Path
 ) -> None:
-    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtCore import QPoint, QSettings, Qt
 
     prefs = Preferences(source=SOURCE, checkpoint=str(small_checkpoint), workspace=str(tmp_path / "ws"))
     window = _open(qtbot, prefs)
@@ -195,8 +195,17 @@ def test_dragging_a_region_on_the_live_view_sets_the_trigger_roi_now_and_after_a
     qtbot.waitUntil(lambda: window.session.station._pipeline.trigger.roi == roi, timeout=5000)  # next frame
     window.close()
 
-    window = _open(qtbot, prefs)  # the region is kept with the window's settings
+    QSettings().clear()  # the region is kept in the workspace, not with the window's settings
+    other = write_tiny_checkpoint(tmp_path / "trained.pt")
+    window = _open(qtbot, prefs)
     assert window.session.station.settings.roi == roi and window.roi_overlay.roi == roi
+    window.use_trained_model(str(other))  # the Training view's "Use as base model"
+    assert window.session.wait_model_task()
+    window.close()
+
+    window = _open(qtbot, replace(prefs, checkpoint="default"))  # the workspace's base model wins
+    assert window.session.station.settings.checkpoint == str(other) == window.session.prefs.checkpoint
+    assert window.session.station.settings.roi == roi
     window.clear_roi()
     assert window.session.station.settings.roi is None
     window.close()

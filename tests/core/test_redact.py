@@ -28,6 +28,10 @@ from core.storage import Workspace, export_archive
             "gst:rtspsrc location=rtsp://h/s user-id=*** user-pw=*** ! decodebin",
         ),
         ("http://host/cgi?user=op&password=hunter2&res=hd", "http://host/cgi?user=op&password=***&res=hd"),
+        # Regression (covered by tests/core/camera/test_source_fuzz.py): a quoted password holding a space or '!'
+        # was not matched at all and stayed in full.
+        ('gst:rtspsrc user-pw="hun ter!2" ! decodebin', 'gst:rtspsrc user-pw="***" ! decodebin'),
+        ("x password='a b", "x password='***'"),
         ("rtsp://10.0.0.7/stream", "rtsp://10.0.0.7/stream"),
         ("synthetic:seed=1,defect_rate=0.3", "synthetic:seed=1,defect_rate=0.3"),
         ("folder:/data/parts@line2", "folder:/data/parts@line2"),
