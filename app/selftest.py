@@ -80,6 +80,7 @@ def check_window(state: SelfTestState) -> str:
         # The session's own bound (3 s) can pass on a loaded 2-core PC while a part is being classified; a
         # capture worker still running when Python exits aborts the process, so give it time here.
         window.session.stop_capture(wait_s=CAPTURE_STOP_TIMEOUT_S)
+        window.confirm_close = lambda what: True  # headless: a question nobody can answer would hang it
         window.close()  # stops the workers, flushes the inspection log and releases the workspace lock
     with Workspace.open(state.workspace_path) as ws:  # fails if the window kept the lock
         logged = len(ws.inspections.recent(1000))
