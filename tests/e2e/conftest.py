@@ -1,3 +1,7 @@
 from __future__ import annotations
 
-from tests.app.conftest import _isolated_qsettings, _refcount_guard  # noqa: F401  (as in the app tests)
+from tests.app.conftest import (  # noqa: F401  (as in the app tests)
+    _isolated_qsettings,
+    _no_modal_quit_question,
+    _refcount_guard,
+)
