@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Generator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 import torch
 from hypothesis import settings
 
 from core.runtime import keep_freed_memory
+
+T = TypeVar("T")
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # One torch thread: tests use tiny models, and several run real subprocesses (torchrun ranks, a crash writer)
@@ -73,3 +77,13 @@ def write_tiny_checkpoint(path: Path, algorithm: str = "protonet", n_way: int = 
 def small_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small, untrained ProtoNet checkpoint (adapts in milliseconds)."""
     return write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "base.pt")
+
+
+def finish_generator(gen: Generator[Any, None, T | None]) -> T:
+    """Drive a progress generator (teaching, adaptation) to its end and return its result, which must exist."""
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            assert stop.value is not None
+            return stop.value

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.models.base import FewShotModel
-from core.models.lite_fused import FusedTrunk, can_fuse
+from core.models.lite_fused import FusedTrunk, can_fuse, walk_stages
 from core.models.registry import register_model
 
 #: (repeats, kernel, stride, expansion, output width) of the seven stages of EfficientNet-B0/Lite0.
@@ -207,21 +207,16 @@ class LiteTrunk(nn.Module):
 
     def reference_stage_maps(self, x: torch.Tensor, stages: Sequence[int]) -> dict[int, torch.Tensor]:
         """:meth:`stage_maps` through the plain modules (differentiable, any device and dtype)."""
-        wanted = set(stages)
-        deepest = max(wanted)
-        out: dict[int, torch.Tensor] = {}
         x = F.relu6(self._bn0(self._conv_stem(x)))
-        stage = 1
-        for i, block in enumerate(self._blocks):
-            x = block(x)
-            if i == self.stage_ends[stage - 1]:
-                if stage in wanted:
-                    out[stage] = x
-                if stage == deepest:
-                    return out
-                stage += 1
-        out[HEAD_STAGE] = F.relu6(self._bn1(self._conv_head(x)))
-        return out
+        return walk_stages(
+            x,
+            len(self._blocks),
+            lambda i, t: self._blocks[i](t),
+            self.stage_ends,
+            stages,
+            lambda t: F.relu6(self._bn1(self._conv_head(t))),
+            HEAD_STAGE,
+        )
 
 
 def weights_path(variant: str) -> Path:

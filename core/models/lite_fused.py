@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -207,22 +207,14 @@ class FusedTrunk:
         from core.models.efficientnet_lite import HEAD_STAGE
 
         plan = self.plan(trunk, (int(x.shape[-2]), int(x.shape[-1])))
-        wanted = set(stages)
-        deepest = max(wanted)
-        out: dict[int, torch.Tensor] = {}
-        x = plan.stem(x.contiguous(memory_format=torch.channels_last))
-        stage = 1
-        for i, (expand, depthwise, project, skip) in enumerate(plan.blocks):
+
+        def block(i: int, x: torch.Tensor) -> torch.Tensor:
+            expand, depthwise, project, skip = plan.blocks[i]
             y = depthwise(x if expand is None else expand(x))
-            x = project(y, x) if skip else project(y)
-            if i == trunk.stage_ends[stage - 1]:
-                if stage in wanted:
-                    out[stage] = x
-                if stage == deepest:
-                    return out
-                stage += 1
-        out[HEAD_STAGE] = plan.head(x)
-        return out
+            return project(y, x) if skip else project(y)
+
+        x = plan.stem(x.contiguous(memory_format=torch.channels_last))
+        return walk_stages(x, len(plan.blocks), block, trunk.stage_ends, stages, plan.head, HEAD_STAGE)
 
 
 def can_fuse(trunk: nn.Module, x: torch.Tensor) -> bool:
@@ -236,3 +228,31 @@ def can_fuse(trunk: nn.Module, x: torch.Tensor) -> bool:
     if not torch.is_grad_enabled():
         return True
     return not (x.requires_grad or any(p.requires_grad for p in trunk.parameters()))
+
+
+def walk_stages(
+    x: torch.Tensor,
+    n_blocks: int,
+    block: Callable[[int, torch.Tensor], torch.Tensor],
+    stage_ends: Sequence[int],
+    stages: Sequence[int],
+    head: Callable[[torch.Tensor], torch.Tensor],
+    head_stage: int,
+) -> dict[int, torch.Tensor]:
+    """Run blocks ``0..n_blocks-1`` on the stem's output ``x``, keeping the maps of the requested stages (the
+    stage ending at block ``stage_ends[s - 1]``; ``head_stage`` = after ``head``) and stopping after the deepest.
+    The one stage walk of both trunk forwards (plain modules and fused)."""
+    wanted = set(stages)
+    deepest = max(wanted)
+    out: dict[int, torch.Tensor] = {}
+    stage = 1
+    for i in range(n_blocks):
+        x = block(i, x)
+        if i == stage_ends[stage - 1]:
+            if stage in wanted:
+                out[stage] = x
+            if stage == deepest:
+                return out
+            stage += 1
+    out[head_stage] = head(x)
+    return out

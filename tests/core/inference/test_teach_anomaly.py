@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
 from core.camera.synthetic import render_part, render_unseen_part
 from core.inference import UNKNOWN_DEFECT, Decision
-from core.inference.teach import TaughtModel, TeachingError, new_defect_class_from_part, restore_active, teach
+from core.inference.teach import TeachingError, new_defect_class_from_part, restore_active, teach
 from core.storage import Workspace
 from core.storage.checkpoint import LoadedCheckpoint, load_checkpoint
+from tests.conftest import finish_generator as _run
 
 
 @pytest.fixture(scope="module")
 def base() -> LoadedCheckpoint:
     return load_checkpoint("default")
-
-
-def _run(gen: Generator[Any, None, TaughtModel | None]) -> TaughtModel:
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            assert stop.value is not None
-            return stop.value
 
 
 def test_ok_parts_only_give_an_anomaly_verdict_then_a_labelled_defect_adds_its_name(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +13,7 @@ from core.inference.teach import TaughtModel, teach
 from core.station.evidence import part_evidence
 from core.storage import NewInspection, Workspace
 from core.storage.checkpoint import load_checkpoint
-
-
-def _finish(gen: Generator[Any, None, TaughtModel | None]) -> TaughtModel:
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            assert stop.value is not None
-            return stop.value
+from tests.conftest import finish_generator as _finish
 
 
 def _taught(root: Path, checkpoint: Any, seed: int = 7) -> tuple[Workspace, TaughtModel]:

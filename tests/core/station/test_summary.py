@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -11,22 +10,14 @@ import pytest
 import torch
 
 from core.camera.synthetic import render_part
-from core.inference.teach import TaughtModel, teach
+from core.inference.teach import teach
 from core.meta.base import MetaLearner
 from core.station.summary import leave_one_out, summarize
 from core.storage import Workspace
 from core.storage.checkpoint import load_checkpoint
 from core.training.progress import CancelToken
+from tests.conftest import finish_generator as _finish
 from tests.core.station.conftest import part_images
-
-
-def _finish(gen: Generator[Any, None, TaughtModel | None]) -> TaughtModel:
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            assert stop.value is not None
-            return stop.value
 
 
 def _workspace(root: Path, pairs: list[tuple[np.ndarray, str]]) -> Workspace:
