@@ -89,7 +89,7 @@ class InspectionSession(QObject):
     adapt_started = Signal(int)  # total steps
     adapt_progress = Signal(object)  # AdaptProgress
     adapt_finished = Signal(str)  # message
-    adapt_summary = Signal(object)  # core.station.summary.AdaptSummary
+    adapt_summary = Signal(object)  # core.station.summary.AdaptSummary | None (the live version has none)
     capture_state = Signal(str)  # "running", "stopped"
     camera_status = Signal(object)  # CameraStatus
     settings_applied = Signal(object)  # frozenset of changed field names

@@ -19,15 +19,19 @@ from app.views.common import thumbnail
 from core.station.summary import AdaptSummary
 from core.storage import StorageError, Workspace
 
+NO_SUMMARY = (
+    "No check of the live model yet. After each adaptation, the new model is scored here on the labelled "
+    "examples: on the hold-out ones when there are any (press H in Examples), else each example by a model "
+    "adapted without it."
+)
+
 
 class AdaptationView(QWidget):
     """Shows one :class:`~core.station.summary.AdaptSummary`."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.header = QLabel("No adaptation yet. After each one, the new model is scored here on the labelled "
-                             "examples: on the hold-out ones when there are any (press H in Examples), else each "
-                             "example by a model adapted without it.")  # fmt: skip
+        self.header = QLabel(NO_SUMMARY)
         self.header.setWordWrap(True)
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(("Class", "Examples", "Right", "Accuracy"))
@@ -42,8 +46,14 @@ class AdaptationView(QWidget):
         layout.addWidget(self.wrong, 1)
         self.summary: AdaptSummary | None = None
 
-    def show_summary(self, summary: AdaptSummary, ws: Workspace) -> None:
+    def show_summary(self, summary: AdaptSummary | None, ws: Workspace) -> None:
+        """Show ``summary`` (None: the live model has no check; back to the empty view)."""
         self.summary = summary
+        if summary is None:
+            self.header.setText(NO_SUMMARY)
+            self.table.setRowCount(0)
+            self.wrong.clear()
+            return
         where = (
             "hold-out examples"
             if summary.split == "holdout"

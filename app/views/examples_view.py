@@ -2,7 +2,8 @@
 
 After each adaptation the examples whose leave-one-out prediction disagrees with their label are flagged
 (:attr:`core.station.summary.AdaptSummary.flagged`): a mark, an orange tile and a tooltip naming the class
-the model adapted without them predicts, until they are relabelled or deleted.
+the model adapted without them predicts, until they are relabelled or deleted. The check is kept with its model
+version, so the flags of the live version come back after a restart (and change with the version made live).
 """
 
 from __future__ import annotations
@@ -106,9 +107,9 @@ class ExamplesView(QWidget):
         self._keys: dict[str, str] = {}
         self._flags: dict[int, WrongExample] = {}
 
-    def set_flags(self, summary: AdaptSummary) -> None:
-        """Flag the examples ``summary`` found suspicious (replacing the last check's flags)."""
-        self._flags = {w.example_id: w for w in summary.flagged}
+    def set_flags(self, summary: AdaptSummary | None) -> None:
+        """Flag the examples ``summary`` found suspicious (replacing the last check's flags; None: no flags)."""
+        self._flags = {w.example_id: w for w in summary.flagged} if summary is not None else {}
         if self._ws is not None:
             self.refresh(self._ws)
 

@@ -80,9 +80,11 @@ class AdaptFinished:
 
 @dataclass(frozen=True)
 class AdaptSummarized:
-    """How the model that just went live does on the labelled examples (see :mod:`core.station.summary`)."""
+    """How the live model does on the labelled examples (see :mod:`core.station.summary`): after adapting, or
+    as stored with the version when it goes live again (restart, activate, roll back). ``None``: the live
+    version has no stored check (or it could not be read); nothing is to be shown."""
 
-    summary: AdaptSummary
+    summary: AdaptSummary | None
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,8 @@ from core.station.models import load_version, workspace_policy
 from core.station.settings import CAPTURE_FIELDS, POLICY_FIELDS, TRIGGER_FIELDS, StationSettings
 from core.station.setup import SETUP_FIELDS, restore_setup, save_setup
 from core.station.stats import LineStats
-from core.station.summary import summarize
+from core.station.summary import AdaptSummary, summarize
+from core.station.summary_store import store_summary, stored_summary
 from core.storage import Example, ModelVersion, NewInspection, Workspace
 from core.storage.checkpoint import LoadedCheckpoint, load_checkpoint
 from core.training.adapt import LabelWarmer
@@ -166,6 +167,7 @@ class Station:
             )
             return None
         self._set_model(classifier, version)
+        self._show_stored_summary(version)
         return version
 
     def ensure_default_classes(self) -> None:
@@ -559,6 +561,7 @@ class Station:
                 self._message("teach", f"The new model could not be checked: {describe_error(exc)}")
             else:
                 if summary is not None:  # None: cancelled while checking
+                    self._keep_summary(summary)
                     self.events.emit(AdaptSummarized(summary))
         return taught
 
@@ -571,6 +574,7 @@ class Station:
             self._message("model", f"Model version {version_id} was not activated: {describe_error(exc)}")
             return None
         self._set_model(classifier, version)
+        self._show_stored_summary(version)
         return version
 
     def rollback(self) -> ModelVersion | None:
@@ -581,6 +585,32 @@ class Station:
             self._message("model", f"Nothing to roll back to: {what}.")
             return None
         return self.activate(current.parent_id)
+
+    def _keep_summary(self, summary: AdaptSummary) -> None:
+        """Store the check with its version, so a restart or a later activation shows it again."""
+        try:
+            store_summary(self.ws, summary)
+        except USER_ERRORS as exc:
+            self._message(
+                "teach",
+                f"The check of model version {summary.version_id} was not saved ({describe_error(exc)}); "
+                "it is shown now but not after a restart.",
+                "warning",
+            )
+
+    def _show_stored_summary(self, version: ModelVersion) -> None:
+        """Announce the check stored with the version now live (None: it has none, or it cannot be read)."""
+        try:
+            summary = stored_summary(self.ws, version.id)
+        except USER_ERRORS as exc:
+            self._message(
+                "model",
+                f"The stored check of model version {version.id} cannot be read ({describe_error(exc)}); "
+                "it is not shown. Adapt again to check the examples.",
+                "warning",
+            )
+            summary = None
+        self.events.emit(AdaptSummarized(summary))
 
     def _set_model(self, classifier: LiveClassifier, version: ModelVersion | None) -> None:
         with self._lock:

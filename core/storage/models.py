@@ -168,6 +168,46 @@ class ModelStore:
         )
         return [TrainingExample(*r) for r in rows]
 
+    def record_summary(self, version_id: int, summary: Mapping[str, Any]) -> None:
+        """Keep what the check after adapting ``version_id`` found (a JSON object), replacing an earlier one.
+
+        Raises
+        ------
+        RecordNotFoundError
+            There is no such version.
+        ValueError
+            ``summary`` cannot be written as JSON.
+        """
+        self.get(version_id)
+        try:
+            text = json.dumps(dict(summary), sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"the summary of model version {version_id} cannot be stored: {exc}") from exc
+        with self._ws.transaction() as conn:
+            conn.execute(
+                "INSERT INTO model_summaries (model_id, summary, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(model_id) DO UPDATE SET summary = excluded.summary, created_at = excluded.created_at",
+                (version_id, text, time.time()),
+            )
+
+    def summary(self, version_id: int) -> Any | None:
+        """The summary stored for ``version_id`` as it was written; ``None`` when it has none.
+
+        Raises
+        ------
+        StorageError
+            The stored text is not valid JSON (a damaged row).
+        """
+        rows = self._ws.query("SELECT summary FROM model_summaries WHERE model_id = ?", (version_id,))
+        if not rows:
+            return None
+        try:
+            return json.loads(rows[0][0])
+        except (TypeError, json.JSONDecodeError) as exc:
+            raise StorageError(
+                f"the stored summary of model version {version_id} is not valid JSON: {exc}"
+            ) from exc
+
     def verified_path(self, version: ModelVersion | int) -> Path:
         """The version's file, after checking its SHA-256 against the row.
 

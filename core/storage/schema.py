@@ -12,7 +12,7 @@ from pathlib import Path
 from core.storage.errors import SchemaVersionError, WorkspaceCorruptError
 
 APPLICATION_ID = 0x4D494E53  # "MINS"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _V1 = (
     """CREATE TABLE meta (
@@ -106,8 +106,18 @@ _V1 = (
     "CREATE INDEX audit_by_entity ON audit_log (entity, entity_id)",
 )
 
+_V2 = (
+    # What the check after adapting found for a version (core.station.summary.AdaptSummary as JSON: per-class
+    # scores and the flagged examples), so a restart or a later activation shows it again.
+    """CREATE TABLE model_summaries (
+        model_id INTEGER PRIMARY KEY REFERENCES model_versions(id),
+        summary TEXT NOT NULL,
+        created_at REAL NOT NULL
+    )""",
+)
+
 # MIGRATIONS[v] takes a database at version v - 1 to version v. Append only; never edit a released step.
-MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1}
+MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1, 2: _V2}
 
 
 def read_versions(conn: sqlite3.Connection, path: Path) -> tuple[int, int]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.storage import FileIntegrityError, StorageError, Workspace
+from core.storage import FileIntegrityError, RecordNotFoundError, StorageError, Workspace
 from tests.core.storage.conftest import part_image
 
 
@@ -96,3 +96,32 @@ def test_register_refuses_a_file_that_differs_from_its_reported_hash(
     assert ws.models.list() == [] and list(ws.models_dir.iterdir()) == []
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ws.models.register(path.with_name("nope.pt"), algorithm="protonet", class_names=["ok"])
+
+
+def test_a_version_keeps_its_summary_as_written_and_a_later_one_replaces_it(
+    ws: Workspace, checkpoint: tuple[Path, str]
+) -> None:
+    path, _ = checkpoint
+    mv = ws.models.register(path, algorithm="protonet", class_names=["ok", "scratch"], activate=True)
+    assert ws.models.summary(mv.id) is None  # never checked
+    ws.models.record_summary(mv.id, {"flagged": [[3, "ok", "scratch"]], "accuracy": 0.75})
+    assert ws.models.summary(mv.id) == {"flagged": [[3, "ok", "scratch"]], "accuracy": 0.75}
+    ws.models.record_summary(mv.id, {"flagged": []})
+    assert ws.models.summary(mv.id) == {"flagged": []}
+    with pytest.raises(ValueError, match="cannot be stored"):
+        ws.models.record_summary(mv.id, {"accuracy": float("nan")})  # not JSON
+    with pytest.raises(RecordNotFoundError, match="no model version 99"):
+        ws.models.record_summary(99, {})
+    assert ws.models.summary(mv.id) == {"flagged": []}
+
+
+def test_a_damaged_stored_summary_is_a_storage_error_naming_the_version(
+    ws: Workspace, checkpoint: tuple[Path, str]
+) -> None:
+    path, _ = checkpoint
+    mv = ws.models.register(path, algorithm="protonet", class_names=["ok", "scratch"])
+    ws.models.record_summary(mv.id, {"flagged": []})
+    with ws.transaction() as conn:
+        conn.execute("UPDATE model_summaries SET summary = '{\"flagg' WHERE model_id = ?", (mv.id,))
+    with pytest.raises(StorageError, match=f"summary of model version {mv.id} is not valid JSON"):
+        ws.models.summary(mv.id)

@@ -217,3 +217,23 @@ def test_recovery_removes_only_what_the_workspace_writes_where_it_writes_it(
     assert all(p.read_bytes() == b"not MetaInspect's" for p in foreign)
     assert not any(p.exists() for p in ours) and not (home / "tmp_k2x9q0z").exists()
     assert "tmp_k2x9q0z" in removed and f"{'3' * 64}.pt" in removed
+
+
+def test_a_workspace_of_schema_1_gains_the_summary_table_and_keeps_its_rows(tmp_path: Path) -> None:
+    from core.storage.schema import APPLICATION_ID, MIGRATIONS
+
+    root = tmp_path / "w"
+    root.mkdir()
+    conn = sqlite3.connect(root / "workspace.sqlite")
+    for statement in MIGRATIONS[1]:  # as the first release wrote it
+        conn.execute(statement)
+    conn.execute("INSERT INTO classes (name, created_at) VALUES ('ok', 0)")
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with Workspace.open(root) as ws:
+        assert ws.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION >= 2
+        assert [c.name for c in ws.classes.list()] == ["ok"]
+        assert ws.query("SELECT count(*) FROM model_summaries") == [(0,)]
+        assert ws.integrity_check() == ["ok"]
