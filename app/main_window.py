@@ -41,7 +41,6 @@ from app.views.training_view import TrainingView
 from app.views.verdict_panel import VerdictPanel, verdict_look
 from core.camera.trigger import DEFAULT_FILL
 from core.inference import LiveClassifier
-from core.inference.anomaly import anomaly_overlay
 from core.inference.pipeline import PartResult
 from core.station import CameraStatus, Message
 from core.station.camera import CameraHealth
@@ -362,13 +361,12 @@ class MainWindow(QMainWindow):
             self.verdict.show_verdict(result.verdict, result.crop.image)
             colour = verdict_look(result.verdict)[1]
             self._log_dirty = True
-            anomaly = result.verdict.anomaly
-            if anomaly is not None and anomaly.patch_map is not None:
+            if result.overlay is not None:
                 # the crop is the square of side max(w, h) / fill round the part's box (core.camera.trigger)
                 x, y, w, h = result.crop.box
                 side = round(max(w, h) / DEFAULT_FILL)
                 square = (round(x + w / 2 - side / 2), round(y + h / 2 - side / 2), side, side)
-                self._last_overlay = (square, anomaly_overlay(result.crop.image, anomaly))
+                self._last_overlay = (square, result.overlay)
         else:
             colour = QColor(200, 200, 200)
         self._last_box = (result.crop.box, colour, result.crop.frame_id)

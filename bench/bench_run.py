@@ -129,12 +129,32 @@ def measure(
     return out
 
 
+def sweep(base: LoadedCheckpoint, ck: LoadedCheckpoint, files: list[Path], batches: list[int]) -> list[str]:
+    """``run`` end to end (fused trunk, decoding pool ahead) at each batch size: images/s (CPU ms per image)."""
+    _fuse(base, True)
+    scorer = Scorer(ck, channels_last=True)
+    pre = ck.preprocess
+    scorer.probabilities(torch.from_numpy(np.stack([pre.prepare(decode_image(files[0].read_bytes()))] * 2)))
+    items = lambda: iter(Item(str(p), lambda p=p: decode_image(p.read_bytes())) for p in files)  # noqa: E731
+    policy = VerdictPolicy()
+    cells = []
+    for b in batches:
+        pool = 2 if b > 1 else 0
+        r = rate(lambda b=b, pool=pool: sum(1 for _ in classify_items(
+            scorer, items(), policy, batch=b, decode_threads=pool, prefetch=pool and 2)))  # fmt: skip
+        cells.append(f"{r[0]:.1f} ({r[1]:.0f} ms)")
+    return cells
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--zip", type=Path, default=DEFAULT_ZIP)
     ap.add_argument("--images", type=int, default=128)
     ap.add_argument("--sizes", default="224,160")
     ap.add_argument("--threads", default="1,2")
+    ap.add_argument(
+        "--batch-sweep", default="", help="only time `run` (fused) at these batch sizes, e.g. 1,2,4,8,16,32"
+    )
     args = ap.parse_args()
     print(
         f"load average at start: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}"
@@ -146,6 +166,19 @@ def main() -> None:
         data = [p.read_bytes() for p in files]
         sizes = [int(s) for s in args.sizes.split(",")]
         print(f"{len(files)} x_sdd files, {sum(map(len, data)) / len(data) / 1024:.1f} KiB each on average\n")
+        if args.batch_sweep:
+            batches = [int(b) for b in args.batch_sweep.split(",")]
+            print("| px | threads | " + " | ".join(f"run, batch {b}" for b in batches) + " |")
+            print("|---|---|" + "---|" * len(batches))
+            for size in sizes:
+                ck = dataclasses.replace(
+                    base, preprocess=dataclasses.replace(base.preprocess, image_size=size)
+                )
+                for threads in [int(t) for t in args.threads.split(",")]:
+                    torch.set_num_threads(threads)
+                    cells = sweep(base, ck, files, batches)
+                    print(f"| {size} | {threads} | " + " | ".join(cells) + " |", flush=True)
+            return
         print(
             "| px | threads | decode | preprocess | forward, reference trunk | forward, fused trunk | "
             "run: 1 per forward (fused) | run: batched, reference trunk | run: batched, fused trunk |"

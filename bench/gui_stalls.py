@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import faulthandler
+import gc
 import os
 import tempfile
 import threading
@@ -70,6 +71,7 @@ class Stall:
     started: float  # the heartbeat tick it followed (perf_counter)
     length_ms: float = 0.0
     stacks: list[tuple[str, ...]] = field(default_factory=list)
+    others: dict[str, tuple[str, ...]] = field(default_factory=dict)  # other threads at its first sample
     cpu_start: dict[str, float] = field(default_factory=dict)
     cpu_used: dict[str, float] = field(default_factory=dict)
 
@@ -88,6 +90,18 @@ class StallSampler(threading.Thread):
         self._current: Stall | None = None
         self._halt = threading.Event()
         self._dump = tempfile.TemporaryFile("w+")  # noqa: SIM115  (closed in stop())
+        self.gc_pauses: list[tuple[int, float, str]] = []  # (generation, ms, thread) of collections >= 10 ms
+        self._gc_start = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        # the garbage collector holds the interpreter lock throughout: a long pass stalls every thread
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+            return
+        ms = (time.perf_counter() - self._gc_start) * 1000
+        if ms >= 10.0:
+            self.gc_pauses.append((info["generation"], ms, threading.current_thread().name))
 
     def tick(self) -> None:
         self.last_tick = time.perf_counter()
@@ -98,6 +112,8 @@ class StallSampler(threading.Thread):
         self.armed = on
 
     def stop(self) -> None:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
         self._halt.set()
         self.join(2.0)
         self._dump.close()
@@ -114,17 +130,27 @@ class StallSampler(threading.Thread):
             if self._current is None or self._current.started != last:
                 self._current = Stall(started=last, cpu_start=thread_cpu())
                 self.stalls.append(self._current)
-            self._current.stacks.append(self._gui_stack())
+            gui, others = self._stacks()
+            self._current.stacks.append(gui)
+            if not self._current.others:
+                self._current.others = others
             self._current.length_ms = late * 1000
 
-    def _gui_stack(self) -> tuple[str, ...]:
+    def _stacks(self) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+        """The GUI thread's stack and every other Python thread's (by name; the sampler left out)."""
         # faulthandler reads the stacks in C: holding a frame object here would keep the GUI thread's locals
         # (a QPainter) alive past their function and crash Qt.
         self._dump.seek(0)
         self._dump.truncate()
         faulthandler.dump_traceback(self._dump, all_threads=True)
         self._dump.seek(0)
-        return short_stack(self._dump.read(), self.gui_ident)
+        dump = self._dump.read()
+        others = {
+            f"{t.name}": short_stack(dump, t.ident, depth=3)
+            for t in threading.enumerate()
+            if t.ident not in (None, self.gui_ident, self.ident)
+        }
+        return short_stack(dump, self.gui_ident), others
 
     def _close(self, stall: Stall) -> None:
         end = thread_cpu()
@@ -137,10 +163,14 @@ class StallSampler(threading.Thread):
         if self._current is not None:
             self._close(self._current)
         samples = [s for stall in self.stalls for s in stall.stacks]
+        pauses = ", ".join(f"gen {g} {ms:.0f} ms ({who})" for g, ms, who in self.gc_pauses) or "none"
+        gc_line = f"Garbage-collector passes of 10 ms or more (they hold the interpreter lock): {pauses}"
         if not samples:
-            return f"No heartbeat was late by more than {self.late_s * 1000:.0f} ms."
+            return f"No heartbeat was late by more than {self.late_s * 1000:.0f} ms.\n\n{gc_line}"
         by_culprit = collections.Counter(culprit(s) for s in samples)
         lines = [
+            gc_line,
+            "",
             f"{len(self.stalls)} stalls over {self.late_s * 1000:.0f} ms, {len(samples)} samples "
             f"(one per {self.every_s * 1000:.0f} ms while late)",
             "",
@@ -163,4 +193,7 @@ class StallSampler(threading.Thread):
                 lines.append(f"- {n} x " + " <- ".join(stack[:5]))
             busy = sorted(stall.cpu_used.items(), key=lambda kv: -kv[1])[:4]
             lines.append("- CPU meanwhile: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in busy if v > 0))
+            for name, stack in stall.others.items():
+                if stack != ("(no Python frame)",):
+                    lines.append(f"- thread {name} at the first sample: " + " <- ".join(stack))
         return "\n".join(lines)

@@ -17,11 +17,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import cv2
 import numpy as np
 import torch
 
-from core.imaging.image_header import check_encoded_image
+from core.imaging.decode import decode_image as decode_checked
 from core.imaging.preprocess import Preprocess
 
 log = logging.getLogger(__name__)
@@ -199,17 +198,16 @@ def _common_root(class_folders: list[str]) -> str:
 
 
 def decode_image(data: bytes) -> np.ndarray | None:
-    """Encoded image bytes -> OpenCV array (grey, BGR or BGRA; 8 or 16 bit), or ``None`` when unreadable."""
+    """Encoded image bytes -> OpenCV array (grey, BGR or BGRA; 8 or 16 bit), or ``None`` when unreadable
+    (truncated, not an image, a header declaring a huge picture: :func:`core.imaging.decode.decode_image`,
+    which says why, for callers that report it)."""
     if not data:
         return None
     try:
-        check_encoded_image(data)  # truncated, or a header declaring a huge picture
-        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    except (ValueError, cv2.error):  # also a header OpenCV refuses (more pixels than its limit)
+        img = decode_checked(data)
+    except ValueError:
         return None
-    if img is None or img.size == 0:
-        return None
-    return img
+    return None if img.size == 0 else img
 
 
 class ImageFolderDataset:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from core.camera import CaptureRunner, Frame, PartCrop, PartTrigger
+from core.inference.anomaly import anomaly_overlay
 from core.inference.live import LiveClassifier
 from core.inference.verdict import Verdict
 from core.training.progress import Cancellable, is_cancelled
@@ -22,6 +25,16 @@ class PartResult:
 
     crop: PartCrop
     verdict: Verdict | None
+    overlay: np.ndarray | None = field(default=None, compare=False, repr=False)
+    """The crop with its anomaly map drawn over it (BGR, the crop's size), made on the pipeline's thread so the
+    GUI only paints it; ``None`` when the verdict carries no anomaly map."""
+
+
+def _with_overlay(crop: PartCrop, verdict: Verdict) -> PartResult:
+    anomaly = verdict.anomaly
+    if anomaly is None or anomaly.patch_map is None:
+        return PartResult(crop, verdict)
+    return PartResult(crop, verdict, anomaly_overlay(crop.image, anomaly))
 
 
 class InspectionPipeline:
@@ -82,7 +95,7 @@ class InspectionPipeline:
             results = [PartResult(c, None) for c in crops]
         else:
             verdicts = classifier.classify([c.part_id for c in crops], [c.image for c in crops])
-            results = [PartResult(c, v) for c, v in zip(crops, verdicts, strict=True)]
+            results = [_with_overlay(c, v) for c, v in zip(crops, verdicts, strict=True)]
         if self._on_results is not None:
             self._on_results(results)
         return results

@@ -14,7 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.imaging.image_header import PNG_MAGIC, check_encoded_image
+from core.imaging.decode import decode_image
+from core.imaging.image_header import PNG_MAGIC
 from core.storage.errors import FileIntegrityError, StorageWriteError
 
 TEMP_SUFFIX = ".tmp"
@@ -146,29 +147,6 @@ def encode_png(image: np.ndarray) -> bytes:
     if not ok:
         raise ValueError(f"OpenCV could not PNG-encode an image of shape {image.shape}")
     return buf.tobytes()
-
-
-def decode_image(data: bytes, *, what: str = "image") -> np.ndarray:
-    """Decode encoded image bytes to an OpenCV array: ``(H, W)`` grey or ``(H, W, 3)`` BGR, uint8.
-
-    Raises
-    ------
-    ValueError
-        When the bytes are not a complete image OpenCV can read (e.g. a truncated file), or declare more
-        than :data:`core.imaging.image_header.MAX_IMAGE_PIXELS` pixels.
-    """
-    check_encoded_image(data, what)  # truncated PNG/JPEG, or a header declaring a huge picture
-    try:
-        arr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    except cv2.error as exc:  # e.g. OpenCV's own pixel limit, or a header it rejects
-        raise ValueError(
-            f"{what} is not a readable image: {str(exc).strip().splitlines()[-1][:200]}"
-        ) from None
-    if arr is None:
-        raise ValueError(
-            f"{what} is not a readable image ({len(data)} bytes); it may be truncated or not an image"
-        )
-    return arr
 
 
 def to_png_bytes(image: np.ndarray | bytes) -> bytes:

@@ -18,7 +18,10 @@ from core.inference.anomaly import (
     AnomalyError,
     AnomalyScorer,
     calibrate_threshold,
+    empirical_threshold,
     find_trunk,
+    prediction_bound,
+    student_t_quantile,
     upsample_map,
 )
 from core.lab.anomaly_metrics import detection_at_false_reject
@@ -93,20 +96,41 @@ def test_ok_only_live_classifier_passes_ok_parts_and_rejects_unknown_defects(
     assert all(v.anomaly is not None and v.anomaly.patch_map is not None for v in verdicts)
 
 
-def test_loo_threshold_is_the_calibration_quantile_of_the_ok_scores(scorer: AnomalyScorer) -> None:
+def test_loo_threshold_is_the_calibration_of_the_ok_scores(scorer: AnomalyScorer) -> None:
     assert len(scorer.loo_scores) == 20
-    assert scorer.threshold == calibrate_threshold(scorer.loo_scores, AnomalyConfig().false_reject_rate)
-    assert scorer.threshold in scorer.loo_scores
+    rate = AnomalyConfig().false_reject_rate
+    assert scorer.threshold == calibrate_threshold(scorer.loo_scores, rate)
+    assert scorer.threshold >= max(scorer.loo_scores)  # 20 parts: no room for 2% above
 
 
-def test_calibrate_threshold_rejects_at_most_the_asked_share() -> None:
+def test_empirical_threshold_rejects_at_most_the_asked_share() -> None:
     scores = np.arange(1, 101, dtype=float)  # 1..100
-    assert calibrate_threshold(scores, 0.05) == 95.0  # 5 of 100 above
-    assert calibrate_threshold(scores, 0.0) == 100.0
-    assert calibrate_threshold([3.0, 1.0], 0.5) == 1.0  # half may lie above; never between two scores
-    assert calibrate_threshold([3.0, 1.0], 0.49) == 3.0
+    assert empirical_threshold(scores, 0.05) == 95.0  # 5 of 100 above
+    assert empirical_threshold(scores, 0.0) == 100.0
+    assert empirical_threshold([3.0, 1.0], 0.5) == 1.0  # half may lie above; never between two scores
+    assert empirical_threshold([3.0, 1.0], 0.49) == 3.0
     with pytest.raises(AnomalyError):
-        calibrate_threshold([], 0.1)
+        empirical_threshold([], 0.1)
+    with pytest.raises(AnomalyError):
+        calibrate_threshold([1.0, float("nan")], 0.1)
+
+
+def test_student_t_quantile_matches_the_printed_table() -> None:
+    for p, df, table in [(0.98, 4, 2.999), (0.95, 9, 1.833), (0.99, 19, 2.539), (0.975, 3, 3.182)]:
+        assert student_t_quantile(p, df) == pytest.approx(table, rel=0.02)
+    assert student_t_quantile(0.5, 7) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_few_ok_parts_get_a_wider_threshold_than_their_largest_score() -> None:
+    few = [1.0, 2.0, 3.0, 4.0, 5.0]  # mean 3, sd 1.5811
+    bound = 3.0 + student_t_quantile(0.98, 4) * 1.5811388 * np.sqrt(1.2)
+    assert prediction_bound(few, 0.02) == pytest.approx(bound)
+    assert calibrate_threshold(few, 0.02) == pytest.approx(bound) and bound > 5.0
+    # many parts: the empirical quantile decides when it lies above the bound (a long tail)
+    rng = np.random.default_rng(0)
+    many = np.concatenate([rng.normal(10, 1, 990), np.full(10, 30.0)])
+    assert calibrate_threshold(many, 0.005) == empirical_threshold(many, 0.005) == 30.0
+    assert calibrate_threshold(many, 0.0) == 30.0  # nothing may be rejected: the largest score
 
 
 def test_bank_is_capped_by_the_coreset(trunk: LiteTrunk, line: dict[str, list[np.ndarray]]) -> None:
