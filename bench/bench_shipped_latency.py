@@ -3,7 +3,8 @@
 Reports the work done in the background when a part is labelled (the app embeds it then:
 ``core.training.adapt.warm_examples``), adaptation (Adapt pressed -> classifier ready), Adapt pressed -> first
 verdict, the single-part verdict time (p50 / p99 over every verdict of the timed runs) and the process's peak
-resident memory. ``--cold`` skips the embedding at labelling time (what Adapt costs without it).
+resident memory. The verdict includes the anomaly scorer taught from the OK support parts, as in the app
+(``--anomaly off`` leaves it out; ``serial`` / ``parallel`` force where it runs). ``--cold`` skips the embedding at labelling time (what Adapt costs without it).
 
     nice -n 10 .venv/bin/python bench/bench_shipped_latency.py [--checkpoint default] [--threads 1,2] [--repeats 3]
 
@@ -31,6 +32,7 @@ from torch import nn
 
 from core.camera.synthetic import DEFECT_CLASSES, render_part
 from core.inference import LiveClassifier
+from core.inference.anomaly import AnomalyScorer, find_trunk
 from core.models.efficientnet_lite import LiteTrunk
 from core.runtime import keep_freed_memory
 from core.storage.checkpoint import LoadedCheckpoint, load_checkpoint
@@ -54,6 +56,11 @@ def main() -> None:
     )
     parser.add_argument("--cold", action="store_true", help="do not embed parts when they are labelled")
     parser.add_argument(
+        "--anomaly", choices=("off", "serial", "parallel", "app"), default="app",
+        help="with the anomaly scorer taught from the OK support parts, as the app does: scored after the "
+        "classifier (serial), beside it on a second thread (parallel), or as LiveClassifier decides (app)",
+    )  # fmt: skip
+    parser.add_argument(
         "--breakdown", type=int, default=0, metavar="ROUNDS",
         help="time each stage of a verdict, fused trunk vs reference forward, ROUNDS x --queries parts",
     )  # fmt: skip
@@ -73,6 +80,7 @@ def main() -> None:
     print(
         f"checkpoint {args.checkpoint}; allocator {args.allocator}; {len(DEFECT_CLASSES)}-way {args.shots}-shot, "
         f"{args.queries} verdicts; {'cold' if args.cold else 'parts embedded when labelled'}; "
+        f"anomaly scorer {args.anomaly}; "
         f"load {tuple(round(x, 2) for x in os.getloadavg())}"
     )
     print(
@@ -95,8 +103,15 @@ def main() -> None:
                 ck.learner.cache.clear()
             t0 = time.perf_counter()
             adapted = run_adaptation(ck, support)
+            scorer = None
+            if args.anomaly != "off":  # teach() does the same: the OK examples' scorer beside the classifier
+                ok_parts = [im for im, c in support if c == "ok"]
+                scorer = AnomalyScorer.fit(ok_parts, find_trunk(ck.learner.model))
             t1 = time.perf_counter()
-            live = LiveClassifier(adapted.classifier, adapted.preprocess, adapted.class_names)
+            parallel = {"serial": False, "parallel": True}.get(args.anomaly)
+            live = LiveClassifier(
+                adapted.classifier, adapted.preprocess, adapted.class_names, anomaly=scorer, parallel=parallel
+            )
             times, cpu = [], []
             for i, part in enumerate(queries):  # one part at a time, as the line delivers them
                 ts, cs = time.perf_counter(), time.process_time()

@@ -3,8 +3,11 @@ turning part crops into verdicts."""
 
 from __future__ import annotations
 
+import os
+import threading
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -27,6 +30,25 @@ class PartScorer(Protocol):
     def score(self, image: np.ndarray) -> AnomalyScore: ...
 
 
+_SIDE_POOL: ThreadPoolExecutor | None = None
+_SIDE_LOCK = threading.Lock()
+
+
+def _side_pool() -> ThreadPoolExecutor:
+    """One long-lived thread (shared by every live classifier, so adaptations never add threads) that
+    scores parts for anomalies while the calling thread classifies them."""
+    global _SIDE_POOL
+    with _SIDE_LOCK:
+        if _SIDE_POOL is None:
+            _SIDE_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anomaly-scorer")
+        return _SIDE_POOL
+
+
+def _scores(scorer: PartScorer, images: Sequence[np.ndarray]) -> list[AnomalyScore]:
+    with torch.inference_mode():  # thread-local: set on the thread that scores
+        return [scorer.score(im) for im in images]
+
+
 class LiveClassifier:
     """Classify part crops with an adapted model.
 
@@ -46,6 +68,10 @@ class LiveClassifier:
         Where the model lives; inputs are moved there.
     anomaly
         Anomaly scorer taught from the OK parts (each crop is scored at its own resolution), or ``None``.
+    parallel
+        Score anomalies on a second thread while this one classifies (default: when torch runs fewer threads
+        than the machine has cores, as the app does on 2 cores): a verdict then waits for the slower of the
+        two, not their sum. Both halves spend their time in torch kernels, which release the interpreter lock.
     """
 
     def __init__(
@@ -56,6 +82,7 @@ class LiveClassifier:
         policy: VerdictPolicy | None = None,
         device: torch.device | str = "cpu",
         anomaly: PartScorer | None = None,
+        parallel: bool | None = None,
     ) -> None:
         if model is None and (anomaly is None or len(class_names) != 1):
             raise ValueError(
@@ -70,6 +97,9 @@ class LiveClassifier:
         self.class_names = tuple(class_names)
         self.policy = policy or VerdictPolicy()
         self.device = torch.device(device)
+        if parallel is None:
+            parallel = torch.get_num_threads() < (os.cpu_count() or 1)
+        self.parallel = parallel and anomaly is not None and model is not None
 
     def probabilities(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """OpenCV images -> ``(B, N)`` float64 probabilities."""
@@ -93,11 +123,17 @@ class LiveClassifier:
         """One verdict per image, in order."""
         if len(part_ids) != len(images):
             raise ValueError(f"{len(part_ids)} part ids for {len(images)} images")
-        probs = self.probabilities(images)
         scores: list[AnomalyScore | None] = [None] * len(images)
-        if self.anomaly is not None:
-            with torch.inference_mode():
-                scores = [self.anomaly.score(im) for im in images]
+        side: Future[list[AnomalyScore]] | None = None
+        if self.anomaly is not None and self.parallel and len(images):
+            side = _side_pool().submit(_scores, self.anomaly, images)
+        try:
+            probs = self.probabilities(images)
+        finally:
+            if side is not None:
+                scores = list(side.result())  # waits even when classifying failed: never two at once
+        if self.anomaly is not None and side is None:
+            scores = list(_scores(self.anomaly, images))
         return [
             decide(pid, row, self.class_names, self.policy, anomaly=a)
             for pid, row, a in zip(part_ids, probs, scores, strict=True)

@@ -4,6 +4,7 @@ files, and the synthetic line's defects (including one the line never makes) cau
 from __future__ import annotations
 
 import io
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import torch
 
 from core.camera.synthetic import DEFECT_CLASSES, render_part, render_unseen_part
 from core.imaging.preprocess import Preprocess
-from core.inference import UNKNOWN_DEFECT, Decision, LiveClassifier, VerdictPolicy
+from core.inference import UNKNOWN_DEFECT, AnomalyScore, Decision, LiveClassifier, VerdictPolicy
 from core.inference.anomaly import (
     AnomalyConfig,
     AnomalyError,
@@ -197,3 +198,48 @@ def test_native_resolution_keeps_the_aspect_ratio(scorer: AnomalyScorer) -> None
     result = scorer.score(tall)
     stride = scorer.extractor.stride
     assert result.patch_map.shape == (320 // stride, 96 // stride)
+
+
+class _PooledLinear(torch.nn.Module):
+    """A small real classifier head (untrained): average colour -> 2 class probabilities."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = torch.nn.Linear(3, 2)
+
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.fc(x.mean(dim=(2, 3))), dim=1)
+
+
+class _ThreadRecorder:
+    """A taught scorer that notes which thread scored each part."""
+
+    def __init__(self, scorer: AnomalyScorer) -> None:
+        self.scorer, self.threads = scorer, set()
+
+    def score(self, image: np.ndarray) -> AnomalyScore:
+        self.threads.add(threading.current_thread().name)
+        return self.scorer.score(image)
+
+
+def test_parallel_scoring_gives_the_same_verdicts_from_a_second_thread(
+    scorer: AnomalyScorer, line: dict[str, list[np.ndarray]]
+) -> None:
+    parts = line["ok"][:3] + line["crack"][:3]
+    pre = Preprocess(64, 3, (0.5,) * 3, (0.25,) * 3)
+    verdicts = {}
+    for parallel in (False, True):
+        recorder = _ThreadRecorder(scorer)
+        live = LiveClassifier(_PooledLinear(), pre, ["ok", "crack"], anomaly=recorder, parallel=parallel)
+        assert live.parallel is parallel
+        verdicts[parallel] = live.classify(list(range(6)), parts)
+        here = threading.current_thread().name
+        assert (recorder.threads == {here}) is not parallel
+        assert all(v.anomaly is not None for v in verdicts[parallel])
+    assert [(v.decision, v.class_name, v.anomaly.score) for v in verdicts[True]] == [
+        (v.decision, v.class_name, v.anomaly.score) for v in verdicts[False]
+    ]
+    assert sum(v.anomaly.anomalous for v in verdicts[True][3:]) >= 2
+    # without a classifier there is nothing to overlap: the scorer runs on the caller's thread
+    assert not LiveClassifier(None, pre, ["ok"], anomaly=scorer, parallel=True).parallel
