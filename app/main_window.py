@@ -391,7 +391,7 @@ class MainWindow(QMainWindow):
         self.training.finish(message)
         self.statusBar().showMessage(message, 8000)
 
-    def on_adapt_summary(self, summary: AdaptSummary) -> None:
+    def on_adapt_summary(self, summary: AdaptSummary | None) -> None:
         self.adaptation.show_summary(summary, self.session.ws)
         self.examples.set_flags(summary)
 

@@ -22,6 +22,7 @@ class TrainingPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.status = QLabel("No adaptation run yet.")
+        self.status.setWordWrap(True)  # a long outcome wraps instead of widening the window
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.cancel_button = QPushButton("Cancel (Esc)")

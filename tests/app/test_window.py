@@ -71,6 +71,25 @@ def test_banner_fits_at_the_default_size_and_the_window_does_not_grow(
     window.close()
 
 
+def test_teaching_ok_parts_only_does_not_widen_the_window(qtbot: QtBot, tmp_path: Path) -> None:
+    """The OK-only outcome is a long sentence: it wraps in the training panel instead of widening the window."""
+    window = _open(qtbot, Preferences(source=SOURCE, checkpoint="default", workspace=str(tmp_path / "ws")))
+    qtbot.wait(50)
+    size, session = window.size(), window.session
+    for _ in range(4):
+        qtbot.waitUntil(lambda: len(session.recent) > 0, timeout=20000)
+        seen = len(session.recent)
+        assert session.label_part(session.recent[-1], "ok")
+        qtbot.waitUntil(lambda seen=seen: len(session.recent) > seen, timeout=20000)
+    with qtbot.waitSignal(session.adapt_finished, timeout=60000):
+        session.start_adaptation()
+    assert "good part" in window.training.status.text()
+    qtbot.waitUntil(lambda: window.verdict.tally.total >= 2, timeout=30000)
+    qtbot.wait(50)
+    assert window.size() == size
+    window.close()
+
+
 def test_changed_thresholds_and_device_apply_without_restart(
     qtbot: QtBot, tmp_path: Path, taught: Path, small_checkpoint: Path
 ) -> None:
