@@ -16,9 +16,12 @@ import numpy as np
 
 from core.data.folder import RawImageFolders
 from core.inference.anomaly import AnomalyConfig, AnomalyScorer
-from core.lab.anomaly_metrics import auroc
+from core.lab.anomaly_metrics import auroc, detection_at_false_reject
 from core.models.efficientnet_lite import LiteTrunk
 from core.training.progress import Cancellable, is_cancelled
+
+#: False-reject budgets of the threshold sweep reported beside the AUROC.
+SWEEP_BUDGETS = (0.01, 0.02, 0.05, 0.10)
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,21 @@ class AnomalyDraw:
     defect_scores: tuple[float, ...]
     seconds: float
     bank_bytes: int = 0
+
+    @property
+    def at_threshold(self) -> tuple[float, float]:
+        """``(false-reject rate, escape rate)`` at the scorer's own threshold (what the app would do)."""
+        ok, bad = np.asarray(self.ok_scores), np.asarray(self.defect_scores)
+        return float((ok > self.threshold).mean()), float((bad <= self.threshold).mean())
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """The best threshold of each draw that rejects at most ``budget`` of the OK parts, averaged over draws."""
+
+    budget: float
+    false_reject_rate: float
+    escape_rate: float
 
 
 @dataclass(frozen=True)
@@ -48,7 +66,29 @@ class AnomalyEvalResult:
     defects_tested: int
     per_draw: tuple[AnomalyDraw, ...] = field(repr=False)
 
+    @property
+    def at_threshold(self) -> tuple[float, float]:
+        """Mean ``(false-reject rate, escape rate)`` over draws at each scorer's own calibrated threshold."""
+        pairs = np.array([d.at_threshold for d in self.per_draw])
+        return float(pairs[:, 0].mean()), float(pairs[:, 1].mean())
+
+    def sweep(self, budgets: Sequence[float] = SWEEP_BUDGETS) -> list[SweepRow]:
+        """The false-reject / escape trade-off of the threshold: per budget, the mean over draws of the
+        threshold that lets the fewest defective parts escape while rejecting at most that share of OK ones."""
+        rows = []
+        for b in budgets:
+            points = [detection_at_false_reject(d.ok_scores, d.defect_scores, b) for d in self.per_draw]
+            rows.append(
+                SweepRow(
+                    b,
+                    float(np.mean([p.false_reject_rate for p in points])),
+                    float(np.mean([p.escape_rate for p in points])),
+                )
+            )
+        return rows
+
     def to_dict(self) -> dict[str, object]:
+        fr, esc = self.at_threshold
         return {
             "auroc": self.auroc,
             "auroc_min": self.auroc_min,
@@ -59,6 +99,15 @@ class AnomalyEvalResult:
             "ok_tested": self.ok_tested,
             "defects_tested": self.defects_tested,
             "aurocs": [d.auroc for d in self.per_draw],
+            "at_scorer_threshold": {"false_reject_rate": fr, "escape_rate": esc},
+            "sweep": [
+                {
+                    "max_false_reject": r.budget,
+                    "false_reject_rate": r.false_reject_rate,
+                    "escape_rate": r.escape_rate,
+                }
+                for r in self.sweep()
+            ],
         }
 
 

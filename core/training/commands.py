@@ -201,6 +201,14 @@ def cmd_evaluate_anomaly(args: argparse.Namespace) -> int:
             f"over {result.draws} draws; {result.ok_tested} OK and {result.defects_tested} defective images "
             f"scored per draw; defective = {', '.join(names)})"
         )
+        fr, esc = result.at_threshold
+        print(f"at the scorer's own threshold (as the app): {fr:.1%} false rejects, {esc:.1%} escapes")
+        print("threshold sweep (best threshold per draw, mean over draws):")
+        for row in result.sweep():
+            print(
+                f"  false rejects <= {row.budget:.0%}: {row.false_reject_rate:.1%} rejected, "
+                f"{row.escape_rate:.1%} of defective parts escape"
+            )
     return 0
 
 

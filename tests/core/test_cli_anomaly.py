@@ -11,6 +11,7 @@ import pytest
 
 from core.camera.synthetic import render_part
 from core.cli import main
+from core.lab.anomaly_eval import AnomalyDraw, AnomalyEvalResult
 
 
 @pytest.fixture(scope="module")
@@ -38,16 +39,34 @@ def test_evaluate_anomaly_json_gives_the_agreed_keys(
     assert out["auroc"] == pytest.approx(float(np.mean(out["aurocs"])))
     assert (out["ok_tested"], out["defects_tested"]) == (4, 6)
     assert out["defect_classes"] == ["crack", "dent"]
+    at = out["at_scorer_threshold"]
+    assert 0.0 <= at["false_reject_rate"] <= 1.0 and 0.0 <= at["escape_rate"] <= 1.0
+    sweep = out["sweep"]
+    assert [r["max_false_reject"] for r in sweep] == [0.01, 0.02, 0.05, 0.1]
+    assert all(r["false_reject_rate"] <= r["max_false_reject"] for r in sweep)
+    escapes = [r["escape_rate"] for r in sweep]
+    assert escapes == sorted(escapes, reverse=True)  # a larger false-reject budget never lets more escape
 
 
-def test_evaluate_anomaly_plain_output_is_one_readable_line(
+def test_evaluate_anomaly_plain_output_says_auroc_threshold_and_sweep(
     labelled: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["evaluate-anomaly", "--checkpoint", "default", "--data", str(labelled), "--ok-class", "good",
             "--shots", "5", "--draws", "1", "--quiet"]  # fmt: skip
     assert main(argv) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 1 and "image AUROC" in lines[0]
+    assert "image AUROC" in lines[0] and "scorer's own threshold" in lines[1]
+    assert sum("escape" in line for line in lines[3:]) == 4
+
+
+def test_sweep_and_threshold_figures_follow_from_the_scores() -> None:
+    draw = AnomalyDraw(0, 0.75, 2.0, (1.0, 1.5, 2.5, 0.5), (3.0, 1.8, 2.2, 4.0), 0.1)
+    assert draw.at_threshold == (0.25, 0.25)  # OK 2.5 rejected; defective 1.8 escapes
+    result = AnomalyEvalResult(0.75, 0.75, 4, 1, "ok", ("bad",), 4, 4, (draw,))
+    rows = {r.budget: r for r in result.sweep((0.0, 0.25, 0.5))}
+    assert (rows[0.0].false_reject_rate, rows[0.0].escape_rate) == (0.0, 0.5)  # above 2.5: 1.8, 2.2 escape
+    assert (rows[0.25].false_reject_rate, rows[0.25].escape_rate) == (0.25, 0.0)  # above 1.5: 2.5 and all bad
+    assert (rows[0.5].false_reject_rate, rows[0.5].escape_rate) == (0.25, 0.0)  # no escape costs no more FR
 
 
 @pytest.mark.parametrize(
