@@ -5,8 +5,10 @@ at 224 px (its input size) and 160 px, with 1 and 2 torch threads, and prints on
 
 - stage split, each alone on one batch stream: file read + decode (OpenCV), preprocess (resize, normalise),
   forward (batched 32, channels-last; the EfficientNet trunk's plain modules, then its fused oneDNN forward);
-- end to end through :func:`core.lab.run.classify_items` (what ``run`` does: batches of 32, decoding in a
-  2-thread pool two batches ahead of the forward pass), with either trunk, and one image per forward pass.
+- end to end through :func:`core.lab.run.classify_items` (what ``run`` does: batches by input size,
+  :func:`core.lab.scoring.run_batch`, decoding in a 2-thread pool two batches ahead of the forward pass), with
+  either trunk, and one image per forward pass;
+- ``--batch-sweep 1,2,4,...`` instead times ``run`` (fused trunk) at each batch size (how run_batch was chosen).
 
 Images/s are the best of two runs (reference and fused alternate), with the CPU milliseconds per image of that
 run (``time.process_time``, every thread of the process) beside them.
@@ -109,7 +111,7 @@ def measure(
     items = lambda: iter(Item(str(p), lambda p=p: decode_image(p.read_bytes())) for p in files)  # noqa: E731
     policy = VerdictPolicy()
 
-    def run(batch: int, pool: int) -> int:
+    def run(batch: int | None, pool: int) -> int:
         rows = classify_items(scorer, items(), policy, batch=batch, decode_threads=pool, prefetch=pool and 2)
         return sum(1 for _ in rows)
 
@@ -122,7 +124,7 @@ def measure(
         tag = "fused" if fused else "ref"
         for key, value in {
             f"fwd_{tag}": rate(lambda: sum(len(scorer.probabilities(c)) for c in x.split(32)), repeats=1),
-            f"run_{tag}": rate(lambda: run(32, 2), repeats=1),
+            f"run_{tag}": rate(lambda: run(None, 2), repeats=1),
         }.items():
             out[key] = max(out.get(key, (0.0, 0.0)), value)
     out["per_image"] = rate(lambda: run(1, 0), repeats=1)

@@ -80,7 +80,10 @@ def add_lab_commands(sub: argparse._SubParsersAction) -> None:
     _model(p)
     p.add_argument("--data", required=True, help="folder or .zip of images (any layout), or a video file")
     p.add_argument("--out", required=True, help="CSV file to write")
-    p.add_argument("--batch", type=int, default=32, help="images per forward pass")
+    p.add_argument(
+        "--batch", type=int, default=None,
+        help="images per forward pass (default: by input size, 4 at 224 px, 8 at 160 px)",
+    )  # fmt: skip
     p.add_argument(
         "--decode-threads", type=int, default=2, help="threads decoding images ahead of the network"
     )

@@ -24,7 +24,7 @@ import torch
 from core.data import DataError, decode_image, open_image_tree
 from core.imaging.preprocess import Preprocess
 from core.inference.verdict import VerdictPolicy, decide
-from core.lab.scoring import BATCH, Scorer
+from core.lab.scoring import Scorer, run_batch
 from core.storage.files import atomic_write_bytes
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv"})
@@ -134,12 +134,14 @@ def classify_items(
     items: Iterator[Item],
     policy: VerdictPolicy,
     *,
-    batch: int = BATCH,
+    batch: int | None = None,
     decode_threads: int = 2,
     prefetch: int = 2,
 ) -> Iterator[RunRow]:
-    """Rows in input order; decoding runs ``prefetch`` batches ahead in ``decode_threads`` threads."""
+    """Rows in input order; decoding runs ``prefetch`` batches ahead in ``decode_threads`` threads.
+    ``batch``: images per forward pass (default :func:`core.lab.scoring.run_batch` of the input size)."""
     pre = scorer.preprocess
+    batch = batch or run_batch(pre.image_size)
     names = tuple(scorer.class_names)
     with ThreadPoolExecutor(
         max_workers=max(1, decode_threads), thread_name_prefix="metainspect-decode"

@@ -16,8 +16,21 @@ from torch import nn
 
 from core.storage.checkpoint import LoadedCheckpoint
 
-#: Images pushed through the network at once (EfficientNet-Lite0 at 224 px: ~150 MB of activations).
+#: Images pushed through the network at once when embedding for reports (EfficientNet-Lite0 at 224 px: ~150 MB
+#: of activations).
 BATCH = 32
+
+#: Pixels per forward pass of ``run``: 4 images at 224 px, 8 at 160 px. On the 2-core VM (bench/bench_run.py
+#: --batch-sweep, docs/benchmarks.md) throughput peaks there and falls by half at 32 images, whose activations
+#: leave the cache.
+RUN_BATCH_PIXELS = 4 * 224 * 224
+
+
+def run_batch(image_size: int) -> int:
+    """Images per forward pass for ``run`` at this input size (1 to :data:`BATCH`)."""
+    if image_size < 1:
+        raise ValueError(f"image_size must be positive, got {image_size}")
+    return max(1, min(BATCH, round(RUN_BATCH_PIXELS / (image_size * image_size))))
 
 
 def batch_independent(learner: nn.Module) -> bool:
