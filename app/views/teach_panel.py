@@ -121,12 +121,17 @@ class TeachPanel(QWidget):
             )
 
     def show_part(self, result: PartResult) -> None:
-        pix = QPixmap.fromImage(to_qimage(result.crop.image))
+        """The newest part, with its anomaly map drawn over it when it has one (the evidence of an unknown
+        defect stays here until the next part; on the live view it follows the part for two frames only)."""
+        image = result.overlay if result.overlay is not None else result.crop.image
+        pix = QPixmap.fromImage(to_qimage(image))
         self.thumb.setPixmap(pix.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio))
         verdict = result.verdict
         text = f"Part {result.crop.part_id}"
         if verdict is not None:
             text += f": {verdict.class_name} ({verdict.confidence:.0%})"
+            if verdict.anomaly is not None and verdict.anomaly.anomalous:
+                text += " - the glow marks what differs from OK"
         self.thumb_caption.setText(text)
 
     def set_adapting(self, busy: bool) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from superqt import QElidingLabel
 
 REDRAW_MS = 250
 
@@ -21,8 +22,9 @@ class TrainingPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.status = QLabel("No adaptation run yet.")
-        self.status.setWordWrap(True)  # a long outcome wraps instead of widening the window
+        # One line, elided to the panel's width (the whole text in its tooltip): a long outcome neither widens
+        # the window nor, as a word-wrapped label would, takes height from the live view.
+        self.status = QElidingLabel("No adaptation run yet.")
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.cancel_button = QPushButton("Cancel (Esc)")
@@ -47,6 +49,10 @@ class TrainingPanel(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.plot, 1)
 
+    def _say(self, text: str) -> None:
+        self.status.setText(text)
+        self.status.setToolTip(text)
+
     def start(self, total_steps: int, text: str) -> None:
         self._steps.clear()
         self._losses.clear()
@@ -54,7 +60,7 @@ class TrainingPanel(QWidget):
         self.curve.setData([], [])
         self.progress.setRange(0, max(1, total_steps))
         self.progress.setValue(0)
-        self.status.setText(text)
+        self._say(text)
         self.cancel_button.setEnabled(True)
 
     def add_point(self, step: int, loss: float) -> None:
@@ -70,7 +76,7 @@ class TrainingPanel(QWidget):
     def finish(self, text: str) -> None:
         self._redraw.stop()
         self._draw()
-        self.status.setText(text)
+        self._say(text)
         self.progress.setValue(self.progress.maximum())
         self.cancel_button.setEnabled(False)
 

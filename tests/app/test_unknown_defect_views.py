@@ -11,9 +11,12 @@ from pytestqt.qtbot import QtBot
 from app.main import build_window
 from app.preferences import Preferences
 from app.views.frame_view import FrameView
+from app.views.teach_panel import TeachPanel
 from app.views.verdict_panel import UNKNOWN_DEFECT_COLOUR, UNKNOWN_DEFECT_TEXT, VerdictPanel
+from core.camera.trigger import PartCrop
 from core.inference import AnomalyScore, Decision, VerdictPolicy, decide
 from core.inference.anomaly import anomaly_overlay
+from core.inference.pipeline import PartResult
 from core.storage import Workspace
 
 NAMES = ("ok", "scratch")
@@ -71,3 +74,22 @@ def test_key_n_turns_the_newest_part_into_a_new_defect_class(qtbot: QtBot, tmp_p
     qtbot.keyClick(window, Qt.Key.Key_N)
     assert session.ws.classes.find("new defect 2") is not None
     window.close()
+
+
+def test_newest_part_shows_its_anomaly_map_until_the_next_part(qtbot: QtBot) -> None:
+    panel = TeachPanel()
+    qtbot.addWidget(panel)
+    part = np.full((60, 60, 3), 128, np.uint8)
+    hot = np.zeros((6, 6), np.float32)
+    hot[2:4, 2:4] = 10.0
+    score = AnomalyScore(10.0, 1.0, hot)
+    crop = PartCrop(part_id=7, frame_id=1, timestamp=0.0, box=(0, 0, 60, 60), image=part)
+    verdict = decide(7, [1.0], ("ok",), POLICY, anomaly=score)
+    panel.show_part(PartResult(crop, verdict, anomaly_overlay(part, score)))
+    shown = panel.thumb.pixmap().toImage()
+    centre = shown.pixelColor(shown.width() // 2, shown.height() // 2)
+    assert centre.red() > 180 and centre.blue() < 100  # the glow, not the grey part
+    assert "glow" in panel.thumb_caption.text()
+    panel.show_part(PartResult(crop, None))  # a part without a verdict: the plain crop
+    plain = panel.thumb.pixmap().toImage()
+    assert abs(plain.pixelColor(plain.width() // 2, plain.height() // 2).red() - 128) < 5

@@ -72,10 +72,11 @@ def test_banner_fits_at_the_default_size_and_the_window_does_not_grow(
 
 
 def test_teaching_ok_parts_only_does_not_widen_the_window(qtbot: QtBot, tmp_path: Path) -> None:
-    """The OK-only outcome is a long sentence: it wraps in the training panel instead of widening the window."""
+    """The OK-only outcome is a long sentence: it neither widens the window nor takes height from the live view."""
     window = _open(qtbot, Preferences(source=SOURCE, checkpoint="default", workspace=str(tmp_path / "ws")))
     qtbot.wait(50)
-    size, session = window.size(), window.session
+    size, session, view_height = window.size(), window.session, window.frame_view.height()
+    assert view_height > window.training.height()  # the live view dominates the left column
     for _ in range(4):
         qtbot.waitUntil(lambda: len(session.recent) > 0, timeout=20000)
         seen = len(session.recent)
@@ -83,10 +84,10 @@ def test_teaching_ok_parts_only_does_not_widen_the_window(qtbot: QtBot, tmp_path
         qtbot.waitUntil(lambda seen=seen: len(session.recent) > seen, timeout=20000)
     with qtbot.waitSignal(session.adapt_finished, timeout=60000):
         session.start_adaptation()
-    assert "good part" in window.training.status.text()
+    assert "good part" in window.training.status.text() == window.training.status.toolTip()
     qtbot.waitUntil(lambda: window.verdict.tally.total >= 2, timeout=30000)
     qtbot.wait(50)
-    assert window.size() == size
+    assert window.size() == size and window.frame_view.height() == view_height
     window.close()
 
 
