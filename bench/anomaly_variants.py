@@ -21,9 +21,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_anomaly import DATASETS, real_sets
+from bench_anomaly import DATASETS, selected_sets
 
-from core.data.folder import read_image_folders
 from core.inference.anomaly import AnomalyConfig
 from core.lab.anomaly_eval import evaluate_anomaly
 from core.models.efficientnet_lite import load_trunk
@@ -65,10 +64,7 @@ def main() -> None:
     )
     print("| data set | settings | image AUROC mean | min | s |")
     print("|---|---|---|---|---|")
-    for label, path, subdir, ok_class, defects in real_sets(Path(args.datasets)):
-        if label.split()[0] not in wanted:
-            continue
-        data = read_image_folders(path, subdir=subdir)
+    for label, data, ok_class, defects in selected_sets(Path(args.datasets), wanted):
         for overrides in variants:
             t0 = time.perf_counter()
             res = evaluate_anomaly(

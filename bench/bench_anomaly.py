@@ -21,13 +21,14 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from core.camera.synthetic import DEFECT_CLASSES, UNSEEN_DEFECT, render_part, render_unseen_part
-from core.data.folder import read_image_folders
+from core.data.folder import RawImageFolders, read_image_folders
 from core.inference.anomaly import AnomalyConfig, AnomalyScorer
 from core.lab.anomaly_eval import evaluate_anomaly
 from core.lab.anomaly_metrics import auroc, detection_at_false_reject
@@ -44,6 +45,15 @@ def real_sets(root: Path) -> list[tuple[str, str, str | None, str, list[str] | N
         ("elpv mono", str(root / "elpv.zip"), None, "mono_defectprob000", ["mono_defectprob100"]),
         ("elpv poly", str(root / "elpv.zip"), None, "poly_defectprob000", ["poly_defectprob100"]),
     ]
+
+
+def selected_sets(
+    root: Path, wanted: set[str]
+) -> Iterator[tuple[str, RawImageFolders, str, list[str] | None]]:
+    """(label, images, OK class, defect classes) of the real sets named in ``wanted`` (by first word)."""
+    for label, path, subdir, ok_class, defects in real_sets(root):
+        if label.split()[0] in wanted:
+            yield label, read_image_folders(path, subdir=subdir), ok_class, defects
 
 
 def synthetic(trunk: torch.nn.Module, sha: str, config: AnomalyConfig, n_ok: int, n_defect: int) -> dict:
@@ -133,10 +143,7 @@ def main() -> None:
     print(f"load {tuple(round(x, 2) for x in os.getloadavg())}; {args.draws} draws; seed {args.seed}")
     print("| data set | K | image AUROC mean | min | OK / defective scored per draw | s per draw | bank MB |")
     print("|---|---|---|---|---|---|---|")
-    for label, path, subdir, ok_class, defects in real_sets(Path(args.datasets)):
-        if label.split()[0] not in wanted:
-            continue
-        data = read_image_folders(path, subdir=subdir)
+    for label, data, ok_class, defects in selected_sets(Path(args.datasets), wanted):
         for k in shots:
             t0 = time.perf_counter()
             res = evaluate_anomaly(
