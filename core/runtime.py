@@ -5,8 +5,12 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+from typing import TYPE_CHECKING
 
-import torch
+if (
+    TYPE_CHECKING
+):  # torch is imported where it is used: `metainspect-lab --help` and the first frame need none
+    import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
@@ -24,6 +28,8 @@ def resolve_device(setting: str = "auto") -> torch.device:
     ValueError
         For an unknown setting, or ``cuda`` asked for on a machine without a usable CUDA device.
     """
+    import torch
+
     name = setting.strip().lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -63,6 +69,8 @@ def set_cpu_threads(n: int | None = None) -> int:
         env = os.environ.get("METAINSPECT_THREADS")
         n = int(env) if env else default_cpu_threads()
     n = max(1, int(n))
+    import torch
+
     torch.set_num_threads(n)
     return n
 
@@ -104,6 +112,8 @@ def import_optimizer_machinery() -> None:
     """Import now what torch imports the first time an optimizer is built (``torch._dynamo``: 2.5 s of CPU on
     the 2-core reference PC, holding the interpreter lock), so the first adaptation does not pay it while the
     line and the window run beside it. The app calls it from its model-loading worker at start-up."""
+    import torch
+
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
