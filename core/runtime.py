@@ -7,9 +7,8 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-if (
-    TYPE_CHECKING
-):  # torch is imported where it is used: `metainspect-lab --help` and the first frame need none
+# torch is imported inside the functions that use it: `metainspect-lab --help` and the first frame need none
+if TYPE_CHECKING:
     import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")

@@ -11,8 +11,9 @@ from core.imaging.image_header import check_encoded_image
 __all__ = ["decode_image"]
 
 
-def decode_image(data: bytes, *, what: str = "image") -> np.ndarray:
-    """Decode encoded image bytes to an OpenCV array: ``(H, W)`` grey or ``(H, W, 3)`` BGR, uint8.
+def decode_image(data: bytes, *, what: str = "image", flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
+    """Decode encoded image bytes to an OpenCV array, as stored (``flags``: OpenCV's ``IMREAD_*``, e.g.
+    ``IMREAD_COLOR`` for 8-bit BGR whatever the file holds).
 
     Raises
     ------
@@ -22,7 +23,7 @@ def decode_image(data: bytes, *, what: str = "image") -> np.ndarray:
     """
     check_encoded_image(data, what)  # truncated PNG/JPEG, or a header declaring a huge picture
     try:
-        arr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        arr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     except cv2.error as exc:  # e.g. OpenCV's own pixel limit, or a header it rejects
         raise ValueError(
             f"{what} is not a readable image: {str(exc).strip().splitlines()[-1][:200]}"

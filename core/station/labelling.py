@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from core.imaging.image_header import check_encoded_image
+from core.imaging.decode import decode_image
 from core.inference.pipeline import PartResult
 from core.inference.teach import new_defect_class_from_part
 from core.redact import redact_source
@@ -69,13 +69,10 @@ class LabellingMixin:
 
         added, bad = 0, []
         for path in paths:
-            try:  # fromfile + imdecode copes with non-ASCII paths; the header is checked before decoding
-                data = np.fromfile(path, dtype=np.uint8)
-                check_encoded_image(data.tobytes(), str(path))
-                image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-            except (OSError, ValueError, cv2.error):
-                image = None
-            if image is None:
+            try:  # fromfile copes with non-ASCII paths; the one decoder checks the header first
+                data = np.fromfile(path, dtype=np.uint8).tobytes()
+                image = decode_image(data, what=str(path), flags=cv2.IMREAD_COLOR)
+            except (OSError, ValueError):
                 bad.append(str(path))
                 continue
             added += self.label_image(image, class_name) is not None
