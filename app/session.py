@@ -21,7 +21,7 @@ from app.workers.tasks import CancellableTask
 from core.config import TrainConfig
 from core.inference import LiveClassifier
 from core.inference.pipeline import PartResult
-from core.runtime import import_optimizer_machinery, release_freed_memory
+from core.runtime import generator_in_thread, import_optimizer_machinery, release_freed_memory
 from core.station import (
     AdaptFinished,
     AdaptStarted,
@@ -109,6 +109,7 @@ class InspectionSession(QObject):
         self._unsubscribe = self.station.events.subscribe(self._on_event)
         self._capture: CancellableTask | None = None
         self._adapt: CancellableTask | None = None
+        self.memory_releases = 0  # adaptations whose freed memory went back to the OS (the allocator trimmed)
         self._model_task: CancellableTask | None = None
         self._evidence: CancellableTask | None = None
         self.training: BackgroundTraining | None = None
@@ -254,7 +255,8 @@ class InspectionSession(QObject):
         return None
 
     def start_adaptation(self) -> None:
-        """Adapt in a worker; progress and result come as signals. Refused (with a message) while one runs."""
+        """Adapt in a worker (on a thread of its own at lower priority, so the GUI and the line get the cores
+        first); progress and result come as signals. Refused (with a message) while one runs."""
         busy = (
             "An adaptation (or the check of the last one) is still running"
             if self.adapting()
@@ -266,16 +268,32 @@ class InspectionSession(QObject):
             self.message.emit(Message("teach", f"{busy}; try again in a moment.", "warning"))
             return
         self._adapt = CancellableTask(
-            self._adapt_then_release, on_error=lambda exc: self._finish_failed(exc)
+            lambda cancel: generator_in_thread(
+                lambda: self.station.adapt(cancel), name="metainspect-adaptation"
+            ),
+            on_error=lambda exc: self._finish_failed(exc),
+            on_finish=self._release_after_views,
         ).start()
 
-    def _adapt_then_release(self, cancel: threading.Event) -> Generator[Any, None, Any]:
-        """The station's adaptation (and its check); then the memory it freed goes back to the OS, so the
-        running app's resident memory stays flat from one adaptation to the next."""
-        try:
-            return (yield from self.station.adapt(cancel))
-        finally:
-            release_freed_memory()
+    #: Seconds after an adaptation's end (its summary handed to the views) before the freed memory is given
+    #: back a second time: the views redraw the new model's check in between, on the GUI thread.
+    RELEASE_AFTER_VIEWS_S = 0.5
+
+    def _release_after_views(self) -> None:
+        """Give the memory the adaptation freed back to the OS, so the running app's resident memory stays
+        flat from one adaptation to the next: after the views have drawn its outcome, because what the GUI
+        thread allocated and freed for them (thumbnails, curves) would otherwise stay resident until the next
+        adaptation (samples swung by up to ~60 MB; docs/benchmarks.md). Once per adaptation, on a short-lived
+        thread: ``malloc_trim`` holds each allocator arena while it works, tens of milliseconds on a large
+        heap, during which the GUI thread cannot allocate."""
+        timer = threading.Timer(self.RELEASE_AFTER_VIEWS_S, self._release_memory)
+        timer.daemon = True
+        timer.name = "metainspect-release-memory"
+        timer.start()
+
+    def _release_memory(self) -> None:
+        release_freed_memory()
+        self.memory_releases += 1
 
     def _finish_failed(self, exc: BaseException) -> None:
         text = f"Adaptation failed: {user_message(exc)}"

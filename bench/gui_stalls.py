@@ -2,12 +2,13 @@
 
 A background thread checks every few milliseconds how long ago the GUI heartbeat last ticked. While a tick is
 late it samples the GUI thread's Python stack (``faulthandler.dump_traceback``) and, once per stall, the CPU time each
-thread of the process used during it (``/proc/self/task/*/stat``), so the report names the code the GUI thread
-was in and the threads that had the cores meanwhile.
+thread of the process used during it and waited runnable for a core (``/proc/self/task/*/schedstat``), so the
+report names the code the GUI thread was in and the threads that had the cores meanwhile.
 
 Reading the samples: a stack that ends in the bench's own wait loop (``processEvents``) means the GUI thread was
 not running Python: inside Qt's C++ (painting, layout), waiting for the interpreter lock, or not scheduled.
-The per-thread CPU table tells those apart (a busy worker thread while the GUI thread used no CPU: contention).
+The per-thread CPU table tells those apart (a busy worker thread while the GUI thread used no CPU: contention;
+the GUI thread runnable without a core: the cores were taken; neither: it slept, on the lock or on I/O).
 """
 
 from __future__ import annotations
@@ -26,20 +27,35 @@ REPO = str(Path(__file__).resolve().parents[1])
 CLOCK_TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 
 
-def thread_cpu() -> dict[str, float]:
-    """CPU seconds (user + system) used so far by each thread of this process, keyed ``name/tid`` (the Python
-    thread's name where there is one, else the kernel's: Qt pool threads, OpenMP/torch threads)."""
+def thread_cpu() -> dict[str, tuple[float, float]]:
+    """Per thread of this process, keyed ``name/tid`` (the Python thread's name where there is one, else the
+    kernel's: Qt pool threads, OpenMP/torch threads): seconds it ran on a core so far, and seconds it waited
+    runnable for a core (``/proc/self/task/*/schedstat``, nanoseconds; 10 ms ticks of ``stat`` where the
+    kernel has no schedstat, without the waiting time)."""
     names = {t.native_id: t.name for t in threading.enumerate()}
-    out: dict[str, float] = {}
+    out: dict[str, tuple[float, float]] = {}
     for task in Path("/proc/self/task").iterdir():
         try:
             stat = (task / "stat").read_text()
+            sched = (task / "schedstat").read_text().split() if (task / "schedstat").exists() else []
         except OSError:  # the thread ended meanwhile
             continue
         name = names.get(int(task.name)) or stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2 :].split()
-        out[f"{name}/{task.name}"] = (int(fields[11]) + int(fields[12])) * CLOCK_TICK_S
+        if len(sched) >= 2:
+            out[f"{name}/{task.name}"] = (int(sched[0]) / 1e9, int(sched[1]) / 1e9)
+        else:
+            fields = stat[stat.rindex(")") + 2 :].split()
+            out[f"{name}/{task.name}"] = ((int(fields[11]) + int(fields[12])) * CLOCK_TICK_S, 0.0)
     return out
+
+
+def machine_steal_s() -> float:
+    """Seconds of CPU the hypervisor gave to others (``steal`` in ``/proc/stat``, all cores), 0 if unknown."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) * CLOCK_TICK_S
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def short_stack(dump: str, ident: int, depth: int = 6) -> tuple[str, ...]:
@@ -72,8 +88,11 @@ class Stall:
     length_ms: float = 0.0
     stacks: list[tuple[str, ...]] = field(default_factory=list)
     others: dict[str, tuple[str, ...]] = field(default_factory=dict)  # other threads at its first sample
-    cpu_start: dict[str, float] = field(default_factory=dict)
-    cpu_used: dict[str, float] = field(default_factory=dict)
+    cpu_start: dict[str, tuple[float, float]] = field(default_factory=dict)
+    cpu_used: dict[str, float] = field(default_factory=dict)  # seconds on a core, per thread
+    cpu_waited: dict[str, float] = field(default_factory=dict)  # seconds runnable without a core, per thread
+    steal_start: float = 0.0
+    steal_s: float = 0.0  # the hypervisor's steal over the machine's cores (10 ms ticks)
 
 
 class StallSampler(threading.Thread):
@@ -128,7 +147,7 @@ class StallSampler(threading.Thread):
             if not self.armed or late < self.late_s:
                 continue
             if self._current is None or self._current.started != last:
-                self._current = Stall(started=last, cpu_start=thread_cpu())
+                self._current = Stall(started=last, cpu_start=thread_cpu(), steal_start=machine_steal_s())
                 self.stalls.append(self._current)
             gui, others = self._stacks()
             self._current.stacks.append(gui)
@@ -154,7 +173,9 @@ class StallSampler(threading.Thread):
 
     def _close(self, stall: Stall) -> None:
         end = thread_cpu()
-        stall.cpu_used = {k: v - stall.cpu_start.get(k, 0.0) for k, v in end.items()}
+        stall.cpu_used = {k: ran - stall.cpu_start.get(k, (0.0, 0.0))[0] for k, (ran, _) in end.items()}
+        stall.cpu_waited = {k: w - stall.cpu_start.get(k, (0.0, 0.0))[1] for k, (_, w) in end.items()}
+        stall.steal_s = machine_steal_s() - stall.steal_start
         stall.length_ms = max(stall.length_ms, (self.last_tick - stall.started) * 1000)
         self._current = None
 
@@ -193,6 +214,12 @@ class StallSampler(threading.Thread):
                 lines.append(f"- {n} x " + " <- ".join(stack[:5]))
             busy = sorted(stall.cpu_used.items(), key=lambda kv: -kv[1])[:4]
             lines.append("- CPU meanwhile: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in busy if v > 0))
+            waited = sorted(stall.cpu_waited.items(), key=lambda kv: -kv[1])[:4]
+            lines.append(
+                "- runnable but without a core: "
+                + (", ".join(f"{k} {v * 1000:.0f} ms" for k, v in waited if v >= 0.001) or "none")
+                + f"; the hypervisor's steal: {stall.steal_s * 1000:.0f} ms"
+            )
             for name, stack in stall.others.items():
                 if stack != ("(no Python frame)",):
                     lines.append(f"- thread {name} at the first sample: " + " <- ".join(stack))

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import ctypes
 import os
+import queue
 import sys
-from typing import TYPE_CHECKING
+import threading
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 # torch is imported inside the functions that use it: `metainspect-lab --help` and the first frame need none
 if TYPE_CHECKING:
@@ -105,6 +108,65 @@ def keep_freed_memory(keep_bytes: int = KEEP_FREED_BYTES) -> bool:
     mallopt.restype = ctypes.c_int
     keep = max(0, min(int(keep_bytes), 2**31 - 1))
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, keep))
+
+
+Y = TypeVar("Y")
+R = TypeVar("R")
+
+#: Niceness of background work the inspector does not watch (adaptation and its check): the kernel then gives
+#: the cores to the GUI and the live line first, whenever they want one.
+BACKGROUND_NICENESS = 10
+
+
+def lower_thread_priority(niceness: int = BACKGROUND_NICENESS) -> bool:
+    """Lower the calling thread's scheduling priority by ``niceness`` (threads it starts later inherit it);
+    True when done. For a thread of its own that ends with its work (:func:`generator_in_thread`): an ordinary
+    user cannot raise a priority back (``RLIMIT_NICE`` is 0 by default), so a pooled thread would stay slow.
+    Linux only, where each thread has its own niceness; elsewhere it does nothing."""
+    if not sys.platform.startswith("linux"):
+        return False
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + max(0, niceness)))
+    except OSError:
+        return False
+    return True
+
+
+def generator_in_thread(
+    make: Callable[[], Generator[Y, None, R]], *, name: str, niceness: int = BACKGROUND_NICENESS
+) -> Generator[Y, None, R]:
+    """Drive the generator ``make()`` on a new thread at lower priority (:func:`lower_thread_priority`) and
+    pass on what it yields, returns and raises, so the caller's thread (a pooled worker) keeps its priority.
+
+    Measured on the 2-core reference PC: while an adaptation ran beside the line, the GUI thread waited up to
+    ~20 ms for a core within its longest stalls (docs/benchmarks.md). Closing this generator early leaves the
+    inner one running to its end; stop it by its own cancel token.
+    """
+    items: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+    def run() -> None:
+        lower_thread_priority(niceness)
+        try:
+            gen = make()
+            while True:
+                try:
+                    items.put(("yield", next(gen)))
+                except StopIteration as stop:
+                    items.put(("return", stop.value))
+                    return
+        except BaseException as exc:  # handed to the caller's thread
+            items.put(("raise", exc))
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    while True:
+        kind, value = items.get()
+        if kind == "yield":
+            yield value
+        elif kind == "return":
+            return value
+        else:
+            raise value
 
 
 def import_optimizer_machinery() -> None:

@@ -94,8 +94,11 @@ def register_adapted(
     adapted: AdaptedModel,
     example_ids: list[int],
     steps: int | None,
+    *,
+    move: bool = False,
 ) -> ModelVersion:
-    """Record an adapted model file (written by ``adapted.save``) as the workspace's new active version.
+    """Record an adapted model file (written by ``adapted.save``) as the workspace's new active version
+    (``move``: the file is moved in, see :meth:`core.storage.models.ModelStore.register`).
 
     Shared by the app's *Adapt* and ``metainspect-lab adapt --workspace``, so both leave the same record. The
     version live before it is recorded as its parent, so ``ws.models.rollback()`` can go back to it.
@@ -111,6 +114,7 @@ def register_adapted(
         sha256=sha256,
         parent_id=previous.id if previous is not None else None,
         activate=True,
+        move=move,
     )
 
 
@@ -175,7 +179,7 @@ def teach(
     with tempfile.TemporaryDirectory(dir=ws.root) as tmp:
         path = Path(tmp) / "adapted.pt"
         sha = adapted.save(path, provenance={"base_checkpoint": ck.sha256, "examples": len(examples)})
-        version = register_adapted(ws, path, sha, ck, adapted, [ex.id for ex in examples], steps)
+        version = register_adapted(ws, path, sha, ck, adapted, [ex.id for ex in examples], steps, move=True)
     live = LiveClassifier(
         adapted.classifier,
         adapted.preprocess,

@@ -85,32 +85,144 @@ def fit_head(
     CosineHead
         Detached tensors on the features' device.
     """
+    keep = torch.ones(1, labels.shape[0], dtype=torch.bool, device=view_features.device)
+    stop = None
+    if on_step is not None:
+        callback = on_step
+
+        def stop(step: int, losses: torch.Tensor) -> bool:
+            return bool(callback(step, float(losses[0])))
+
+    return fit_heads(view_features, labels, n_classes, keep, steps, lr, scale, patience, stop)[0]
+
+
+#: Adam's constants, as ``torch.optim.Adam``'s defaults.
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
+
+
+def fit_heads(
+    view_features: torch.Tensor,
+    labels: torch.Tensor,
+    n_classes: int,
+    keep: torch.Tensor,
+    steps: int,
+    lr: float = 0.01,
+    scale: float = 10.0,
+    patience: int = 10,
+    stop: Callable[[int, torch.Tensor], bool] | None = None,
+) -> list[CosineHead]:
+    """Fit P cosine heads at once, head p on the support examples ``keep[p]`` selects: what :func:`fit_head`
+    does for each of them, in one batched computation (leave-one-out fits a head per example).
+
+    Each head starts from the prototypes of its own examples and takes Adam steps (``torch.optim.Adam``'s
+    update, written out so the P heads share each operation) until ``steps`` or until its own support loss
+    has not improved by 1e-4 for ``patience`` steps; a head that stopped keeps its weights while the others
+    go on. One pass of Python per step for all heads, instead of one per head: the interpreter is held a
+    fraction of the time, which is what keeps the window's GUI thread responsive during adaptation.
+
+    Parameters
+    ----------
+    view_features
+        ``(V, B, D)`` support embeddings under V views.
+    labels
+        ``(B,)`` class indices ``0..n_classes-1``; every head's examples must cover every class.
+    keep
+        ``(P, B)`` bool: the examples each head is fitted to.
+    stop
+        Called after each step with ``(step, losses (P,) before it)``; returning True stops every head
+        where it is (cancel).
+
+    Returns
+    -------
+    list[CosineHead]
+        P detached heads.
+    """
     feats = view_features.detach()
-    protos = class_means(feats.mean(0), labels, n_classes)
-    if steps <= 0:
-        return CosineHead(protos, torch.zeros(n_classes, device=feats.device, dtype=feats.dtype), scale)
-    x = F.normalize(feats.reshape(-1, feats.shape[-1]), dim=1)
-    y = labels.repeat(feats.shape[0])
-    weight = nn.Parameter(protos.clone())
-    bias = nn.Parameter(torch.zeros(n_classes, device=feats.device, dtype=feats.dtype))
-    log_scale = nn.Parameter(torch.tensor(math.log(scale), device=feats.device, dtype=feats.dtype))
-    opt = torch.optim.Adam([weight, bias, log_scale], lr=lr)
-    best, stale = math.inf, 0
-    with torch.enable_grad():
+    device, dtype = feats.device, feats.dtype
+    keep = keep.to(device=device, dtype=torch.bool)
+    n_heads, n_ex = keep.shape
+    if n_ex != labels.shape[0] or feats.shape[1] != n_ex:
+        raise ValueError(
+            f"keep {tuple(keep.shape)} does not match {n_ex} labels / features {tuple(feats.shape)}"
+        )
+    one_hot = F.one_hot(labels, n_classes).to(dtype)  # (B, N)
+    counts = keep.to(dtype) @ one_hot  # (P, N)
+    if bool((counts == 0).any()):
+        raise ValueError("every head needs at least one example of every class")
+    mean_feats = feats.mean(0)  # (B, D)
+    protos = torch.einsum("pb,bn,bd->pnd", keep.to(dtype), one_hot, mean_feats) / counts.unsqueeze(2)
+    width = n_classes * protos.shape[2]
+    theta = torch.cat(
+        [protos.reshape(n_heads, width), torch.zeros(n_heads, n_classes + 1, device=device, dtype=dtype)], 1
+    )
+    theta[:, -1] = math.log(scale)
+    if steps > 0:
+        x = F.normalize(feats.reshape(-1, feats.shape[-1]), dim=1)  # (V*B, D)
+        y = labels.repeat(feats.shape[0])
+        weights = keep.to(dtype).repeat(1, feats.shape[0])  # (P, V*B)
+        weights = weights / weights.sum(1, keepdim=True)
+        _adam_steps(theta, x, y, weights, n_classes, steps, lr, patience, stop)
+    w = theta[:, :width].reshape(n_heads, n_classes, -1)
+    b = theta[:, width:-1]
+    return [CosineHead(w[p].clone(), b[p].clone(), float(theta[p, -1].exp())) for p in range(n_heads)]
+
+
+def _adam_steps(
+    theta: torch.Tensor,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    weights: torch.Tensor,
+    n_classes: int,
+    steps: int,
+    lr: float,
+    patience: int,
+    stop: Callable[[int, torch.Tensor], bool] | None,
+) -> None:
+    """Adam on the heads packed in ``theta`` ``(P, N*D + N + 1)`` (weights, biases, log temperature), in
+    place, until ``steps``, every head's early stop, or ``stop`` (given the losses of the heads still going).
+    Heads that stopped leave the batch, so the later steps cost only what the remaining heads need."""
+    width = theta.shape[1] - n_classes - 1
+    beta1, beta2 = ADAM_BETAS
+    going = torch.arange(theta.shape[0], device=theta.device)  # rows of theta still being fitted
+    th = theta.clone()
+    exp_avg = torch.zeros_like(th)
+    exp_avg_sq = torch.zeros_like(th)
+    best = torch.full((len(going),), math.inf, dtype=th.dtype, device=th.device)
+    stale = torch.zeros(len(going), dtype=torch.long, device=th.device)
+    try:
         for step in range(1, steps + 1):
-            logits = log_scale.exp() * x @ F.normalize(weight, dim=1).t() + bias
-            loss = F.cross_entropy(logits, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            value = float(loss.detach())
-            stale = 0 if value < best - 1e-4 else stale + 1
-            best = min(best, value)
-            if on_step is not None and on_step(step, value):
-                break
-            if stale >= patience:
-                break
-    return CosineHead(weight.detach(), bias.detach(), float(log_scale.detach().exp()))
+            n_heads = len(going)
+            params = th.detach().requires_grad_(True)
+            with torch.enable_grad():
+                w = F.normalize(params[:, :width].reshape(n_heads, n_classes, -1), dim=2)
+                logits = params[:, -1].exp()[:, None, None] * torch.matmul(x, w.transpose(1, 2))
+                logits = logits + params[:, width:-1].unsqueeze(1)  # (P, V*B, N)
+                ce = F.cross_entropy(logits.reshape(-1, n_classes), y.repeat(n_heads), reduction="none")
+                losses = (ce.reshape(n_heads, -1) * weights).sum(
+                    1
+                )  # (P,): each head's mean over its examples
+                (grad,) = torch.autograd.grad(losses.sum(), params)
+            # torch.optim.Adam's update
+            exp_avg.lerp_(grad, 1 - beta1)
+            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            denom = (exp_avg_sq.sqrt() / math.sqrt(1 - beta2**step)).add_(ADAM_EPS)
+            th.addcdiv_(exp_avg, denom, value=-lr / (1 - beta1**step))
+            values = losses.detach()
+            stale = torch.where(values < best - 1e-4, 0, stale + 1)
+            best = torch.minimum(best, values)
+            if stop is not None and stop(step, values):
+                return
+            done = stale >= patience
+            if bool(done.any()):
+                theta[going[done]] = th[done]
+                left = ~done
+                going, th, exp_avg, exp_avg_sq = going[left], th[left], exp_avg[left], exp_avg_sq[left]
+                weights, best, stale = weights[left], best[left], stale[left]
+                if not len(going):
+                    return
+    finally:
+        theta[going] = th
 
 
 @register_learner("finetune")
@@ -273,10 +385,24 @@ class FineTuneHead(MetaLearner):
         feats = self.embed_views(support_x, cached=True)
         labels = support_y.to(feats.device, torch.long)
         out = torch.full((len(support_y), n), math.nan)
-        for i in loo_indices(support_y):
-            if stop is not None and stop():
-                return None
-            keep = torch.arange(len(labels), device=feats.device) != i
-            head = self.adapt_embedded(feats[:, keep], labels[keep], steps)
+        judged = loo_indices(support_y)
+        if not judged:
+            return out
+        keep = torch.ones(len(judged), len(labels), dtype=torch.bool, device=feats.device)
+        keep[torch.arange(len(judged)), torch.tensor(judged)] = False
+        heads = fit_heads(
+            feats,
+            labels,
+            n,
+            keep,
+            self.inner_steps if steps is None else int(steps),
+            self.inner_lr,
+            self.scale,
+            self.patience,
+            None if stop is None else (lambda _step, _losses: bool(stop())),
+        )
+        if stop is not None and stop():
+            return None
+        for i, head in zip(judged, heads, strict=True):
             out[i] = head.logits(feats[0, i : i + 1]).softmax(1)[0].detach().to("cpu", out.dtype)
         return out

@@ -35,5 +35,9 @@ def test_labelled_parts_are_embedded_before_adapt_and_adapt_reuses_them(qtbot: Q
         assert "is live" in finished.args[0]
         assert cache.misses == 6 * views, "adapt embedded labelled parts again"
         assert cache.hits >= 6 * views
+        # the memory the adaptation freed goes back to the OS once, after the views had its outcome
+        assert session.memory_releases == 0
+        qtbot.waitUntil(lambda: not session.adapting(), timeout=60000)
+        qtbot.waitUntil(lambda: session.memory_releases == 1, timeout=10000)
     finally:
         session.close()

@@ -3,6 +3,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
@@ -97,3 +99,37 @@ def test_import_optimizer_machinery_loads_what_the_first_optimizer_would() -> No
         cwd=Path(__file__).resolve().parents[2],
     ).stdout.split()  # fmt: skip
     assert out == ["False", "True"]
+
+
+def test_a_generator_in_its_own_thread_passes_on_yields_return_and_errors_at_lower_priority() -> None:
+    """What the app's Adapt runs on: the work's thread is niced (Linux), the caller's keeps its priority."""
+    from core.runtime import BACKGROUND_NICENESS, generator_in_thread
+
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def work() -> Generator[tuple[str, int], None, str]:
+        yield threading.current_thread().name, niceness()
+        yield "second", 2
+        return "done"
+
+    before = niceness()
+    gen = generator_in_thread(work, name="test-background")
+    first = next(gen)
+    assert first[0] == "test-background"
+    if sys.platform.startswith("linux"):
+        assert first[1] == min(19, before + BACKGROUND_NICENESS)
+    assert next(gen) == ("second", 2)
+    with pytest.raises(StopIteration) as stop:
+        next(gen)
+    assert stop.value.value == "done"
+    assert niceness() == before
+
+    def failing() -> Generator[int, None, None]:
+        yield 1
+        raise ValueError("broken input")
+
+    gen2 = generator_in_thread(failing, name="test-background")
+    assert next(gen2) == 1
+    with pytest.raises(ValueError, match="broken input"):
+        next(gen2)

@@ -12,7 +12,7 @@ from core.config import EvalConfig
 from core.data import ImageFolderDataset
 from core.imaging.preprocess import Preprocess
 from core.meta import create_learner
-from core.meta.finetune import fit_head
+from core.meta.finetune import fit_head, fit_heads
 from core.models import create_model
 from core.models.efficientnet_lite import LITE_MEAN, LITE_STD
 from core.training.evaluate import evaluate
@@ -55,6 +55,58 @@ def test_a_callback_returning_true_stops_and_a_flat_loss_stops_early() -> None:
     flat: list[int] = []
     fit_head(x[None], y, 3, steps=500, lr=1e-9, patience=5, on_step=lambda s, _loss: flat.append(s) and False)
     assert len(flat) < 500
+
+
+def _torch_adam_head(
+    feats: torch.Tensor, labels: torch.Tensor, n: int, steps: int, patience: int
+) -> tuple[torch.Tensor, torch.Tensor, float, int]:
+    """The head fit written the plain way, with ``torch.optim.Adam``: the reference for the batched one."""
+    protos = torch.stack([feats.mean(0)[labels == k].mean(0) for k in range(n)])
+    x = F.normalize(feats.reshape(-1, feats.shape[-1]), dim=1)
+    y = labels.repeat(feats.shape[0])
+    weight, bias = torch.nn.Parameter(protos.clone()), torch.nn.Parameter(torch.zeros(n))
+    log_scale = torch.nn.Parameter(torch.tensor(float(np.log(10.0))))
+    opt = torch.optim.Adam([weight, bias, log_scale], lr=0.01)
+    best, stale, taken = float("inf"), 0, 0
+    for _ in range(steps):
+        loss = F.cross_entropy(log_scale.exp() * (x @ F.normalize(weight, dim=1).t()) + bias, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        taken += 1
+        value = float(loss.detach())
+        stale = 0 if value < best - 1e-4 else stale + 1
+        best = min(best, value)
+        if stale >= patience:
+            break
+    return weight.detach(), bias.detach(), float(log_scale.detach().exp()), taken
+
+
+def test_heads_fitted_together_equal_each_fitted_alone_with_torch_adam() -> None:
+    """Leave-one-out fits one head per left-out example in one batch; each must be the head torch's Adam
+    gives on that example's subset, including heads that stop early at different steps."""
+    x, y = _blobs(n_classes=3, per_class=4, dim=12, seed=5)
+    feats = torch.stack([x, x.flip(1)])  # two views
+    n_ex = len(y)
+    keep = ~torch.eye(n_ex, dtype=torch.bool)
+    heads = fit_heads(feats, y, 3, keep, steps=60, patience=4)
+    stopped_at = set()
+    for p, head in enumerate(heads):
+        w, b, scale, taken = _torch_adam_head(feats[:, keep[p]], y[keep[p]], 3, steps=60, patience=4)
+        stopped_at.add(taken)
+        torch.testing.assert_close(head.weight, w, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(head.bias, b, atol=1e-4, rtol=1e-4)
+        assert head.scale == pytest.approx(scale, rel=1e-4)
+    assert len(stopped_at) > 1, "the data should make heads stop at different steps (else the test is weak)"
+    assert fit_head(feats, y, 3, steps=60, patience=4).weight.shape == (3, 12)
+
+
+def test_heads_need_every_class_and_a_matching_mask() -> None:
+    x, y = _blobs()
+    with pytest.raises(ValueError, match="every class"):
+        fit_heads(x[None], y, 3, (y != 0)[None], steps=5)
+    with pytest.raises(ValueError, match="does not match"):
+        fit_heads(x[None], y, 3, torch.ones(1, 3, dtype=torch.bool), steps=5)
 
 
 def test_every_view_counts_in_the_fit() -> None:

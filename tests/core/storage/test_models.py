@@ -125,3 +125,23 @@ def test_a_damaged_stored_summary_is_a_storage_error_naming_the_version(
         conn.execute("UPDATE model_summaries SET summary = '{\"flagg' WHERE model_id = ?", (mv.id,))
     with pytest.raises(StorageError, match=f"summary of model version {mv.id} is not valid JSON"):
         ws.models.summary(mv.id)
+
+
+def test_register_can_move_the_file_in_instead_of_copying_it(
+    ws: Workspace, checkpoint: tuple[Path, str]
+) -> None:
+    """What teaching does with the adapted model it just wrote: the file is renamed into the store (no second
+    write), still checked against the reported hash; a mismatch leaves nothing stored."""
+    path, digest = checkpoint
+    original = path.read_bytes()
+    mv = ws.models.register(
+        path, algorithm="protonet", class_names=["ok", "scratch"], sha256=digest, move=True
+    )
+    assert not path.exists(), "moved, not copied"
+    assert (ws.models_dir / mv.file_name).read_bytes() == original and mv.sha256 == digest
+    assert ws.models.load(mv.id).sha256 == digest
+    other = path.with_name("other.pt")
+    _save_tiny_checkpoint(other, ["ok", "dent"])
+    with pytest.raises(FileIntegrityError):
+        ws.models.register(other, algorithm="protonet", class_names=["ok", "dent"], sha256=digest, move=True)
+    assert sorted(p.name for p in ws.models_dir.iterdir()) == [mv.file_name]
