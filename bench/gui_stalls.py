@@ -108,7 +108,13 @@ class StallSampler(threading.Thread):
         self.stalls: list[Stall] = []
         self._current: Stall | None = None
         self._halt = threading.Event()
-        self._dump = tempfile.TemporaryFile("w+")  # noqa: SIM115  (closed in stop())
+        # in memory where the kernel allows: faulthandler writes holding the interpreter lock, and a file on
+        # disk made the sampler itself wait behind the app's fsyncs
+        self._dump = (
+            open(os.memfd_create("stall-dumps"), "w+")  # noqa: SIM115  (closed in stop())
+            if hasattr(os, "memfd_create")
+            else tempfile.TemporaryFile("w+")  # noqa: SIM115
+        )
         self.gc_pauses: list[tuple[int, float, str]] = []  # (generation, ms, thread) of collections >= 10 ms
         self._gc_start = 0.0
         gc.callbacks.append(self._on_gc)
