@@ -94,6 +94,10 @@ def main() -> int:
     parser.add_argument(
         "--no-keep-freed", action="store_true", help="leave glibc's malloc as it is (compare resident memory)"
     )
+    parser.add_argument(
+        "--what-if-no-fsync", action="store_true",
+        help="diagnostic only: os.fsync does nothing in this process (is the disk behind the stalls?)",
+    )  # fmt: skip
     parser.add_argument("--baseline-s", type=float, default=20.0, help="heartbeat with the camera only")
     parser.add_argument(
         "--settle-s", type=float, default=2.0,
@@ -123,6 +127,8 @@ def main() -> int:
     from core.storage import Workspace
 
     threads = set_cpu_threads()
+    if args.what_if_no_fsync:
+        os.fsync = lambda fd: None  # never in the app: durability (ADR 0004) needs it
     if not args.no_keep_freed:
         keep_freed_memory()  # as the app does
     app = QApplication.instance() or QApplication([sys.argv[0]])
@@ -235,6 +241,7 @@ def main() -> int:
             str(not args.no_keep_freed),
         ),
         ("None/True/False pinned against the PySide6 refcount bug", str(pinned)),
+        ("os.fsync a no-op (--what-if-no-fsync, diagnostic)", str(args.what_if_no_fsync)),
         ("adaptations", f"{args.adaptations} x 6-way {args.per_class}-shot, camera {args.source}"),
         (
             "longest GUI-thread gap, 10 ms heartbeat, Adapt pressed -> its summary shown + the settle time (--settle-s)",
