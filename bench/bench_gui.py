@@ -95,6 +95,10 @@ def main() -> int:
         "--no-keep-freed", action="store_true", help="leave glibc's malloc as it is (compare resident memory)"
     )
     parser.add_argument(
+        "--gaps-file", type=Path, default=None,
+        help="append 'start_unix_s length_ms' for each heartbeat gap over 30 ms (for bench/proc_sampler.py)",
+    )  # fmt: skip
+    parser.add_argument(
         "--what-if-no-fsync", action="store_true",
         help="diagnostic only: os.fsync does nothing in this process (is the disk behind the stalls?)",
     )  # fmt: skip
@@ -220,6 +224,12 @@ def main() -> int:
             if sampler is not None:
                 sampler.arm(False)
             gaps_ms.extend((b - a) * 1000 for a, b in itertools.pairwise(ticks))
+            if args.gaps_file is not None:
+                to_unix = time.time() - time.perf_counter()
+                with args.gaps_file.open("a") as fh:
+                    for a, b in itertools.pairwise(ticks):
+                        if (b - a) * 1000 > 30:
+                            fh.write(f"{a + to_unix:.4f} {(b - a) * 1000:.1f}\n")
             rss.append(rss_mb())
             print(
                 f"adaptation {i + 1}: {adapt_s[-1]:.1f} s, first verdict after {to_verdict_s[-1]:.1f} s, "
