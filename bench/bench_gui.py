@@ -140,6 +140,15 @@ def main() -> int:
 
     pinned = guard_singletons()  # without it this PySide6 aborts the process within minutes
 
+    def write_gaps(ticks: list[float]) -> None:
+        if args.gaps_file is None:
+            return
+        to_unix = time.time() - time.perf_counter()
+        with args.gaps_file.open("a") as fh:
+            for a, b in itertools.pairwise(ticks):
+                if (b - a) * 1000 > 30:
+                    fh.write(f"{a + to_unix:.4f} {(b - a) * 1000:.1f}\n")
+
     def wait(done: object, timeout_s: float, what: str) -> None:
         start = time.monotonic()
         while not done():  # type: ignore[operator]
@@ -184,6 +193,7 @@ def main() -> int:
         wait(lambda: time.monotonic() > t_end, args.baseline_s + 5, "baseline")
         heartbeat.stop()
         baseline_ms = [(b - a) * 1000 for a, b in itertools.pairwise(ticks)]
+        write_gaps(ticks)
         finished: list[str] = []
         session.adapt_finished.connect(finished.append)
         new_verdicts: list[float] = []
@@ -224,12 +234,7 @@ def main() -> int:
             if sampler is not None:
                 sampler.arm(False)
             gaps_ms.extend((b - a) * 1000 for a, b in itertools.pairwise(ticks))
-            if args.gaps_file is not None:
-                to_unix = time.time() - time.perf_counter()
-                with args.gaps_file.open("a") as fh:
-                    for a, b in itertools.pairwise(ticks):
-                        if (b - a) * 1000 > 30:
-                            fh.write(f"{a + to_unix:.4f} {(b - a) * 1000:.1f}\n")
+            write_gaps(ticks)
             rss.append(rss_mb())
             print(
                 f"adaptation {i + 1}: {adapt_s[-1]:.1f} s, first verdict after {to_verdict_s[-1]:.1f} s, "

@@ -22,8 +22,12 @@ from pathlib import Path
 def sample(pid: int) -> list[tuple[str, str, str, str]]:
     """``(tid, name, state, wait)`` per thread; ``wait`` is the wait channel, or the kernel stack's top frames
     for a thread in ``D``."""
-    out = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    out: list[tuple[str, str, str, str]] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:  # the process ended
+        return out
+    for task in tasks:
         try:
             stat = (task / "stat").read_text()
             wchan = (task / "wchan").read_text().strip()

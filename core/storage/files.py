@@ -63,11 +63,10 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
     (Linux ``sync_file_range(SYNC_FILE_RANGE_WRITE)``, as databases smooth their checkpoints; elsewhere
     nothing). Durability still comes from the ``fsync`` at the end.
 
-    Why: one ``fsync`` of a freshly written 25 MB model file made the file system's journal wait for all of it
-    at once, and every other write in the process (the inspection log, the -shm of SQLite) waited with it:
-    the window's GUI thread stalled 50-115 ms once or twice per 20 adaptations on the reference PC, and not
-    at all with the ``fsync`` left out (docs/benchmarks.md). Written back chunk by chunk, the final ``fsync``
-    has little left to do.
+    Why: an ``fsync`` of a freshly written 25 MB model file makes the file system's journal wait for all of
+    it at once, and other writers in the process wait with it; on the reference PC the window's GUI thread
+    stalled most often while the adaptation worker wrote or synced files, and less with the ``fsync`` left
+    out (docs/benchmarks.md). Written back chunk by chunk, the final ``fsync`` has little left to do.
     """
     fn = _sync_file_range()
     if fn is not None and length > 0:
