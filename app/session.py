@@ -21,7 +21,7 @@ from app.workers.tasks import CancellableTask
 from core.config import TrainConfig
 from core.inference import LiveClassifier
 from core.inference.pipeline import PartResult
-from core.runtime import generator_in_thread, import_optimizer_machinery, release_freed_memory
+from core.runtime import generator_in_thread, release_freed_memory
 from core.station import (
     AdaptFinished,
     AdaptStarted,
@@ -186,7 +186,6 @@ class InspectionSession(QObject):
         def load() -> None:
             self.station.restore_model()
             if self.station.load_base_model():
-                import_optimizer_machinery()  # else the first Adapt imports it (seconds, beside the line)
                 self.message.emit(Message("model", "Model loaded.", "info"))
 
         self._run_model_task(load)

@@ -169,26 +169,17 @@ def generator_in_thread(
             raise value
 
 
-def import_optimizer_machinery() -> None:
-    """Import now what torch imports the first time an optimizer is built (``torch._dynamo``: 2.5 s of CPU on
-    the 2-core reference PC, holding the interpreter lock), so the first adaptation does not pay it while the
-    line and the window run beside it. The app calls it from its model-loading worker at start-up."""
-    import torch
-
-    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
-
-
 def release_freed_memory() -> bool:
     """Give the freed heap pages kept by :func:`keep_freed_memory` back to the OS (glibc ``malloc_trim(0)``);
     True when some were released.
 
-    Call it between pieces of work (the app does after each adaptation). While work runs, kept memory saves
-    page faults; between runs it is resident for nothing, and where a long-lived block lands above a freed one
-    the heap cannot shrink, so resident memory climbed by ~50 MB steps over the first adaptations of a running
-    window (docs/benchmarks.md). ``malloc_trim`` also releases free pages in the middle of the heap, so
-    resident memory falls back to what is in use; the next adaptation faults its pages in again (a few ms).
-    Linux/glibc only; elsewhere it does nothing and returns False. ctypes releases the interpreter lock
-    during the call.
+    Call it between pieces of work (the app does once after each adaptation, when its views have drawn the
+    outcome). While work runs, kept memory saves page faults; between runs it is resident for nothing, and where
+    a long-lived block lands above a freed one the heap cannot shrink, so resident memory climbed by ~50 MB
+    steps over the first adaptations of a running window (docs/benchmarks.md). ``malloc_trim`` also releases
+    free pages in the middle of the heap, so resident memory falls back to what is in use; the next adaptation
+    faults its pages in again (a few ms). Linux/glibc only; elsewhere it does nothing and returns False. ctypes
+    releases the interpreter lock during the call.
     """
     if not sys.platform.startswith("linux"):
         return False

@@ -86,8 +86,13 @@ class TextureHistograms(nn.Module):
         self.register_buffer(
             "std", torch.tensor(input_std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False
         )
-        sobel_x = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
-        self.register_buffer("sobel", torch.stack([sobel_x, sobel_x.t()]).unsqueeze(1), persistent=False)
+        # written out, not stacked: checkpoints are built under torch.device("meta"), where torch.stack runs
+        # through torch's Python reference kernels and imports torch._dynamo (2.5 s of CPU at every start-up)
+        sobel = [
+            [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]],
+            [[-1.0, -2.0, -1.0], [0.0, 0.0, 0.0], [1.0, 2.0, 1.0]],
+        ]
+        self.register_buffer("sobel", torch.tensor(sobel).unsqueeze(1), persistent=False)
 
     def grey_levels(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` normalised -> ``(B, 1, H, W)`` float grey levels rounded to 0..255."""
