@@ -275,7 +275,7 @@ class InspectionSession(QObject):
         ).start()
 
     #: Seconds after an adaptation's end (its summary handed to the views) before the freed memory is given
-    #: back a second time: the views redraw the new model's check in between, on the GUI thread.
+    #: back: the views redraw the new model's check in between, on the GUI thread.
     RELEASE_AFTER_VIEWS_S = 0.5
 
     def _release_after_views(self) -> None:

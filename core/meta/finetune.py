@@ -146,12 +146,12 @@ def fit_heads(
         raise ValueError(
             f"keep {tuple(keep.shape)} does not match {n_ex} labels / features {tuple(feats.shape)}"
         )
+    kept = keep.to(dtype)  # (P, B)
     one_hot = F.one_hot(labels, n_classes).to(dtype)  # (B, N)
-    counts = keep.to(dtype) @ one_hot  # (P, N)
+    counts = kept @ one_hot  # (P, N)
     if bool((counts == 0).any()):
         raise ValueError("every head needs at least one example of every class")
-    mean_feats = feats.mean(0)  # (B, D)
-    protos = torch.einsum("pb,bn,bd->pnd", keep.to(dtype), one_hot, mean_feats) / counts.unsqueeze(2)
+    protos = torch.einsum("pb,bn,bd->pnd", kept, one_hot, feats.mean(0)) / counts.unsqueeze(2)
     width = n_classes * protos.shape[2]
     theta = torch.cat(
         [protos.reshape(n_heads, width), torch.zeros(n_heads, n_classes + 1, device=device, dtype=dtype)], 1
@@ -160,8 +160,7 @@ def fit_heads(
     if steps > 0:
         x = F.normalize(feats.reshape(-1, feats.shape[-1]), dim=1)  # (V*B, D)
         y = labels.repeat(feats.shape[0])
-        weights = keep.to(dtype).repeat(1, feats.shape[0])  # (P, V*B)
-        weights = weights / weights.sum(1, keepdim=True)
+        weights = (kept / kept.sum(1, keepdim=True)).repeat(1, feats.shape[0]) / feats.shape[0]  # (P, V*B)
         _adam_steps(theta, x, y, weights, n_classes, steps, lr, patience, stop)
     w = theta[:, :width].reshape(n_heads, n_classes, -1)
     b = theta[:, width:-1]
@@ -199,9 +198,8 @@ def _adam_steps(
                 logits = params[:, -1].exp()[:, None, None] * torch.matmul(x, w.transpose(1, 2))
                 logits = logits + params[:, width:-1].unsqueeze(1)  # (P, V*B, N)
                 ce = F.cross_entropy(logits.reshape(-1, n_classes), y.repeat(n_heads), reduction="none")
-                losses = (ce.reshape(n_heads, -1) * weights).sum(
-                    1
-                )  # (P,): each head's mean over its examples
+                # (P,): each head's mean over its examples and views
+                losses = (ce.reshape(n_heads, -1) * weights).sum(1)
                 (grad,) = torch.autograd.grad(losses.sum(), params)
             # torch.optim.Adam's update
             exp_avg.lerp_(grad, 1 - beta1)

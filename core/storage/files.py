@@ -73,6 +73,17 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
         fn(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # a failure only loses the head start
 
 
+def _write_all(fd: int, data: bytes, offset: int) -> int:
+    """Write all of ``data`` to ``fd`` (at ``offset``, where the file position is), starting each chunk's
+    writeback as it goes (:func:`start_writeback`); returns the offset after it."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view[:_WRITE_CHUNK])
+        start_writeback(fd, offset, written)
+        view, offset = view[written:], offset + written
+    return offset
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename inside ``path`` durable. Windows cannot open folders; NTFS journals renames itself."""
     if os.name == "nt":
@@ -123,11 +134,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         ensure_dir(path.parent)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
         try:
-            view, offset = memoryview(data), 0
-            while view:
-                written = os.write(fd, view[:_WRITE_CHUNK])
-                start_writeback(fd, offset, written)
-                view, offset = view[written:], offset + written
+            _write_all(fd, data, 0)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -151,12 +158,7 @@ def atomic_copy_file(src: Path, dst: Path) -> str:
             offset = 0
             while chunk := fin.read(_CHUNK):
                 digest.update(chunk)
-                view = memoryview(chunk)
-                while view:
-                    written = fout.write(view) or 0
-                    view = view[written:]
-                start_writeback(fout.fileno(), offset, len(chunk))
-                offset += len(chunk)
+                offset = _write_all(fout.fileno(), chunk, offset)
             os.fsync(fout.fileno())
         os.replace(tmp, dst)
         fsync_dir(dst.parent)
