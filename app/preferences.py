@@ -11,11 +11,11 @@ from typing import Any
 
 from platformdirs import user_config_dir
 
+from core.config import DEFAULT_ADAPT_STEPS, DEFAULT_MIN_CONFIDENCE, DEFAULT_MIN_MARGIN
 from core.paths import APP_NAME, default_workspace_path
 from core.runtime import resolve_device
 from core.station.settings import check_verdict_settings
 from core.storage.files import atomic_write_bytes
-from core.training.adapt import DEFAULT_ADAPT_STEPS
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +28,8 @@ class Preferences:
     device: str = "auto"
     checkpoint: str = "default"
     workspace: str = ""
-    min_confidence: float = 0.6
-    min_margin: float = 0.15
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    min_margin: float = DEFAULT_MIN_MARGIN
     adapt_steps: int = DEFAULT_ADAPT_STEPS or 0  # 0: the model's own number of steps
     display_fps: int = 30
 

@@ -12,8 +12,8 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
+from core.lab.station_command import add_station
 from core.runtime import DEVICE_CHOICES, keep_freed_memory
-from core.station.cli import add_station
 
 EXIT_USAGE = 2
 

@@ -13,6 +13,16 @@ from typing import Any, TypeVar
 
 from core.runtime import DEVICE_CHOICES
 
+#: A verdict is CHECK when the top class probability is below this (inspectors re-look at those parts).
+DEFAULT_MIN_CONFIDENCE = 0.6
+#: ... or when the top class leads the runner-up by less than this.
+DEFAULT_MIN_MARGIN = 0.15
+#: Inner steps of an adaptation when nobody chose otherwise: ``None``, the model's own (its learner's
+#: ``inner_steps``; the shipped model's recipe says 50 with early stopping). The app's preference default and
+#: ``metainspect-lab adapt``'s, so a model adapted in the lab is the model the app would have made and the one
+#: the benchmarks measured.
+DEFAULT_ADAPT_STEPS: int | None = None
+
 _Record = TypeVar("_Record", "TrainConfig", "EvalConfig")
 
 

@@ -15,6 +15,8 @@ from enum import StrEnum
 
 import numpy as np
 
+from core.config import DEFAULT_MIN_CONFIDENCE, DEFAULT_MIN_MARGIN
+
 #: Class name of a part rejected by the anomaly score alone (no taught defect class explains it).
 UNKNOWN_DEFECT = "unknown defect"
 
@@ -41,8 +43,8 @@ class VerdictPolicy:
         Names of the classes that mean reject. Every other class means OK.
     """
 
-    min_confidence: float = 0.6
-    min_margin: float = 0.15
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    min_margin: float = DEFAULT_MIN_MARGIN
     defect_classes: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:

@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from core.config import DEFAULT_ADAPT_STEPS
 from core.data import DataError, ImageMember, ImageTree, content_hash, decode_image, open_image_tree
 from core.lab.metrics import find_ok_class
 from core.storage.checkpoint import LoadedCheckpoint
-from core.training.adapt import DEFAULT_ADAPT_STEPS, AdaptedModel, adapt_examples
+from core.training.adapt import AdaptedModel, adapt_examples
 from core.training.progress import AdaptProgress, Cancellable
 
 

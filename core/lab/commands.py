@@ -35,21 +35,26 @@ def _device(p: argparse.ArgumentParser) -> None:
 
 
 def _policy(p: argparse.ArgumentParser) -> None:
-    from core.inference.verdict import VerdictPolicy
+    from core.config import DEFAULT_MIN_CONFIDENCE, DEFAULT_MIN_MARGIN
 
-    d = VerdictPolicy()
     p.add_argument("--ok-class", default=None, help="the class of good parts (default: ok, good or MT_Free)")
     p.add_argument(
-        "--min-confidence", type=float, default=d.min_confidence, help="CHECK below this top probability"
+        "--min-confidence",
+        type=float,
+        default=DEFAULT_MIN_CONFIDENCE,
+        help="CHECK below this top probability",
     )
     p.add_argument(
-        "--min-margin", type=float, default=d.min_margin, help="CHECK below this lead over the runner-up"
+        "--min-margin",
+        type=float,
+        default=DEFAULT_MIN_MARGIN,
+        help="CHECK below this lead over the runner-up",
     )
 
 
 def add_lab_commands(sub: argparse._SubParsersAction) -> None:
     """Register ``adapt``, ``run`` and ``report`` on the ``metainspect-lab`` sub-parsers."""
-    from core.training.adapt import DEFAULT_ADAPT_STEPS
+    from core.config import DEFAULT_ADAPT_STEPS
 
     p = sub.add_parser(
         "adapt", help="adapt a model to K labelled images per class (as the app does) and save it"

@@ -18,13 +18,13 @@ import cv2
 import numpy as np
 import torch
 
+from core.config import DEFAULT_ADAPT_STEPS, DEFAULT_MIN_CONFIDENCE, DEFAULT_MIN_MARGIN
 from core.data import ImageFolderDataset
 from core.imaging.preprocess import Preprocess
 from core.lab import metrics as M
 from core.lab.scoring import BATCH, embed_in_batches, embeds_once
 from core.lab.shots import ShotsPoint, iter_shots_curve
 from core.storage.checkpoint import LoadedCheckpoint
-from core.training.adapt import DEFAULT_ADAPT_STEPS
 
 Progress = tuple[str, int, int]
 
@@ -35,8 +35,8 @@ class ReportOptions:
 
     costs: M.Costs = field(default_factory=M.Costs)
     ok_class: str | None = None
-    min_confidence: float = 0.6
-    min_margin: float = 0.15
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    min_margin: float = DEFAULT_MIN_MARGIN
     shots: tuple[int, ...] = (1, 2, 5, 10, 20)
     repeats: int = 5
     seed: int = 0

@@ -147,7 +147,7 @@ def run_soak(
     with Workspace.open(workspace) as ws:
         for name in DEFECT_CLASSES:
             ws.classes.find(name) or ws.classes.add(name, is_defect=name != "ok")
-        policy = VerdictPolicy(0.6, 0.15, frozenset(n for n in DEFECT_CLASSES if n != "ok"))
+        policy = VerdictPolicy(defect_classes=frozenset(n for n in DEFECT_CLASSES if n != "ok"))
         writer = ws.inspections.buffered_writer(max_rows=64, max_delay_s=1.0)
         lock = threading.Lock()
 

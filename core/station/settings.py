@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Literal
 
+from core.config import DEFAULT_ADAPT_STEPS, DEFAULT_MIN_CONFIDENCE, DEFAULT_MIN_MARGIN
 from core.runtime import resolve_device
-from core.training.adapt import DEFAULT_ADAPT_STEPS
 
 CaptureMode = Literal["auto", "latest", "every"]
 Roi = tuple[int, int, int, int]
@@ -58,8 +58,8 @@ class StationSettings:
     source: str = "synthetic:seed=1,defect_rate=0.5"
     device: str = "auto"
     checkpoint: str = "default"
-    min_confidence: float = 0.6
-    min_margin: float = 0.15
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    min_margin: float = DEFAULT_MIN_MARGIN
     adapt_steps: int = DEFAULT_ADAPT_STEPS or 0
     roi: Roi | None = None
     crop_size: int = 128

@@ -26,12 +26,6 @@ from core.imaging.preprocess import Preprocess
 from core.storage.checkpoint import LoadedCheckpoint, load_checkpoint, save_checkpoint
 from core.training.progress import AdaptProgress, Cancellable, is_cancelled
 
-#: Inner steps of an adaptation when nobody chose otherwise: ``None``, the model's own (its learner's
-#: ``inner_steps``; the shipped model's recipe says 50 with early stopping). The app's preference default and
-#: ``metainspect-lab adapt``'s, so a model adapted in the lab is the model the app would have made and the one
-#: the benchmarks measured.
-DEFAULT_ADAPT_STEPS: int | None = None
-
 
 @dataclass(frozen=True)
 class AdaptedModel:

@@ -93,7 +93,7 @@ def test_any_preference_file_gives_usable_preferences_and_at_most_one_line(
 
 
 def test_adaptation_uses_the_models_own_steps_unless_the_user_chose() -> None:
-    from core.training.adapt import DEFAULT_ADAPT_STEPS
+    from core.config import DEFAULT_ADAPT_STEPS
 
     assert DEFAULT_ADAPT_STEPS is None and Preferences().adapt_steps == 0  # 0: the model's own steps
     assert Preferences(adapt_steps=25).adapt_steps == 25

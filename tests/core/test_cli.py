@@ -144,3 +144,25 @@ def test_pretrain_subcommand_writes_a_loadable_fused_checkpoint(tmp_path: Path) 
     assert ck.learner.config()["name"] == "protonet"
     assert ck.learner.model.config()["name"] == "surface_fused"
     assert "copper_disc" in ck.provenance["held_out"]
+
+
+def test_help_of_every_command_imports_neither_torch_nor_opencv() -> None:
+    """``metainspect-lab --help`` and each command's ``--help`` answer at once: the parser is built from
+    torch-free modules (the station command and the verdict defaults used to pull in torch, 2 s of CPU)."""
+    import subprocess
+    import sys
+
+    probe = """
+import contextlib, io, sys
+from core.cli import build_parser, main
+commands = [None, *build_parser()._subparsers._group_actions[0].choices]
+for name in commands:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+        main(["--help"] if name is None else [name, "--help"])
+print(len(commands), *[m for m in ("torch", "cv2") if m in sys.modules])
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    ).stdout.split()  # fmt: skip
+    assert int(out[0]) > 8 and out[1:] == []

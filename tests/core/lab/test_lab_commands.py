@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from core.cli import main
+from core.config import DEFAULT_ADAPT_STEPS
 from core.storage.checkpoint import load_checkpoint
 from core.storage.model_ref import load_model
 from core.storage.workspace import Workspace
-from core.training.adapt import DEFAULT_ADAPT_STEPS
 
 DATASET = Path(__file__).resolve().parents[4] / "shared" / "datasets" / "magnetic_tile.zip"
 CLASSES = ("MT_Blowhole", "MT_Crack", "MT_Free")
