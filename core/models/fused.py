@@ -88,7 +88,12 @@ class PartInput(nn.Module):
 
 
 class FusedFeatures(nn.Module):
-    """``(B, C, H, W) -> (B, sum D_i)``: each part's normalised embedding times its weight, unit length overall."""
+    """``(B, C, H, W) -> (B, sum D_i)``: each part's normalised embedding times its weight, unit length overall.
+
+    A part whose features have optional dimensions (``core_dim``, ``optional``: EfficientNet's covariance
+    groups) is normalised by its core dimensions alone, so leaving the optional ones out gives the embedding
+    the model would have without them.
+    """
 
     def __init__(
         self, parts: Sequence[nn.Module], inputs: Sequence[PartInput], weights: Sequence[float]
@@ -99,12 +104,24 @@ class FusedFeatures(nn.Module):
         self.weights = [float(w) for w in weights]
         self.norm = math.sqrt(sum(w * w for w in self.weights))
         self.dim = sum(int(p.embedding_dim) for p in parts)
+        self.optional = torch.cat(
+            [
+                getattr(
+                    p, "optional_features", torch.zeros(int(p.embedding_dim), dtype=torch.bool, device="cpu")
+                )
+                for p in parts
+            ]
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = [
-            w * F.normalize(part.features(prep(x)), dim=1)
-            for part, prep, w in zip(self.parts, self.inputs, self.weights, strict=True)
-        ]
+        out = []
+        for part, prep, w in zip(self.parts, self.inputs, self.weights, strict=True):
+            f = part.features(prep(x))
+            core = getattr(part.features, "core_dim", f.shape[1])
+            if core == f.shape[1]:
+                out.append(w * F.normalize(f, dim=1))
+            else:
+                out.append(w * f / f[:, :core].norm(dim=1, keepdim=True).clamp_min(1e-12))
         return torch.cat(out, dim=1) / self.norm
 
 
@@ -147,6 +164,8 @@ class FusedModel(FewShotModel):
             weights.append(weight)
         self.features = FusedFeatures(models, inputs, weights)
         self.embedding_dim = self.features.dim
+        if bool(self.features.optional.any()):
+            self.optional_features = self.features.optional  # dimensions the learner may leave out per task
         self.head = nn.Linear(self.embedding_dim, int(n_way))
         self.in_channels = 3
         self.image_size = None

@@ -205,3 +205,55 @@ def test_a_changed_image_is_embedded_afresh_and_training_empties_the_cache(
     assert len(learner.cache) == 3
     learner.train()
     assert len(learner.cache) == 0
+
+
+class _FlatModel(torch.nn.Module):
+    """Embedding = the input's pixels; the last ``n_optional`` of them are the model's optional dimensions."""
+
+    def __init__(self, dim: int, n_optional: int) -> None:
+        super().__init__()
+        self.features = torch.nn.Flatten()
+        self.head = torch.nn.Linear(dim, 2)
+        self.optional_features = torch.arange(dim) >= dim - n_optional
+
+
+def _split_blobs(informative: str, per_class: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Three classes over 8 core + 8 optional dimensions; only the ``informative`` half tells them apart."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(3).repeat_interleave(per_class)
+    signal = (torch.eye(3, 8) * 6)[y] + torch.randn(len(y), 8, generator=g) * 0.5
+    noise = torch.randn(len(y), 8, generator=g) * 8
+    halves = (signal, noise) if informative == "core" else (noise, signal)
+    return torch.cat(halves, 1), y
+
+
+@pytest.mark.parametrize("informative", ["core", "optional"])
+def test_the_support_set_decides_whether_the_optional_dimensions_count(informative: str) -> None:
+    from core.meta.finetune import use_optional
+
+    x, y = _split_blobs(informative, per_class=4)
+    learner = create_learner("finetune", _FlatModel(16, 8), views=["identity"], inner_steps=20).eval()
+    optional = learner.model.optional_features
+    assert use_optional(x[None], y, optional, 10.0) == (informative == "optional")
+    head = learner.adapt_embedded(x[None], y)
+    if informative == "optional":
+        assert head.mask is None
+        return
+    # left out: the optional dimensions cannot move a query's logits
+    assert torch.equal(head.mask, (~optional).float())
+    moved = x.clone()
+    moved[:, 8:] = torch.randn(len(x), 8) * 50
+    torch.testing.assert_close(head.logits(moved), head.logits(x))
+    assert (head.logits(x).argmax(1) == y).float().mean() == 1.0
+    # leave-one-out judges each example with the choice adapt made (with every dimension: 3 of 12 right)
+    probs = learner.leave_one_out(x.view(len(x), 1, 1, 16), y, steps=0)
+    assert probs is not None and (probs.argmax(1) == y).float().mean() == 1.0
+
+
+def test_one_example_of_a_class_leaves_the_optional_dimensions_out() -> None:
+    from core.meta.finetune import use_optional
+
+    x, y = _split_blobs("optional", per_class=1)
+    learner = create_learner("finetune", _FlatModel(16, 8), views=["identity"]).eval()
+    assert not use_optional(x[None], y, learner.model.optional_features, 10.0)
+    assert learner.adapt_embedded(x[None], y).mask is not None

@@ -130,3 +130,33 @@ def test_a_state_made_with_other_pretrained_weights_is_refused(model: torch.nn.M
     state["pretrained_sha256"] = torch.zeros(32, dtype=torch.uint8)
     with pytest.raises(RuntimeError, match="other pretrained weights"):
         model.load_state_dict(state, strict=True)
+
+
+def test_covariance_groups_are_optional_texture_dimensions_after_the_unchanged_pooled_ones(
+    model: torch.nn.Module,
+) -> None:
+    """The covariance of a stage's channels over its positions, as a plain computation gives it, weighted like
+    every pooled group; the pooled part is exactly the model without covariance, and a part gets the same
+    embedding alone as in a batch."""
+    with_cov = create_model(
+        "efficientnet_lite0", in_channels=3, n_way=4, stages=[5, 6, HEAD_STAGE], pooling=["max", "std"],
+        covariance=[4, 5],
+    ).eval()  # fmt: skip
+    x = torch.randn(3, 3, 96, 112)
+    with torch.inference_mode():
+        f, plain = with_cov.features(x), model.eval().features(x)
+        maps = with_cov.features.trunk.reference_stage_maps(x, [4])[4]
+        alone = torch.cat([with_cov.features(x[i : i + 1]) for i in range(3)])
+    core = with_cov.features.core_dim
+    assert with_cov.embedding_dim == core + 80 * 81 // 2 + 112 * 113 // 2 == f.shape[1]
+    assert torch.equal(with_cov.optional_features, torch.arange(f.shape[1]) >= core)
+    torch.testing.assert_close(f[:, :core], plain, rtol=1e-5, atol=1e-6)
+    m = maps[1].flatten(1).double()  # (80, positions) of the second image
+    m = m - m.mean(1, keepdim=True)
+    cov = (m @ m.t() / m.shape[1])[tuple(torch.triu_indices(80, 80))]
+    expected = F.normalize(cov.sign() * cov.abs().sqrt(), dim=0) / 6**0.5  # six pooled groups
+    torch.testing.assert_close(f[1, core : core + 80 * 81 // 2].double(), expected, rtol=1e-3, atol=1e-4)
+    torch.testing.assert_close(alone, f, rtol=1e-4, atol=1e-5)
+    assert with_cov.config()["covariance"] == [4, 5] and "covariance" not in model.config()
+    with pytest.raises(ValueError, match="covariance stages"):
+        create_model("efficientnet_lite0", in_channels=3, stages=[5], pooling=["max"], covariance=[8])

@@ -41,3 +41,24 @@ def test_bilinear_copy_of_an_enlarged_crop_is_close_to_the_crop_shrunk_directly(
 def test_an_unknown_resize_is_refused() -> None:
     with pytest.raises(ValueError, match="resize"):
         _part_input("lanczos")
+
+
+def test_the_shipped_model_without_its_optional_dimensions_is_the_model_without_covariance() -> None:
+    """The covariance groups are optional: leaving them out (the learner's choice on a support set) gives
+    the very embedding the fused model has without them; each part is normalised by its core dimensions."""
+    from core.models import create_model
+    from core.storage.checkpoint import load_checkpoint
+
+    shipped = load_checkpoint("default").learner.model.eval()
+    config = shipped.config()
+    lite = config["parts"][0]["model"]
+    assert lite["covariance"] == [4, 5]
+    plain_parts = [{**config["parts"][0], "model": {k: v for k, v in lite.items() if k != "covariance"}}]
+    plain = create_model(**{**config, "parts": plain_parts + config["parts"][1:]}).eval()
+    plain.features.parts[1].load_state_dict(shipped.features.parts[1].state_dict())
+    x = torch.rand(2, 3, 160, 160)
+    with torch.inference_mode():
+        f, g = shipped.features(x), plain.features(x)
+    keep = ~shipped.optional_features
+    assert int(keep.sum()) == g.shape[1] < f.shape[1]
+    torch.testing.assert_close(F.normalize(f[:, keep], dim=1), F.normalize(g, dim=1), rtol=1e-4, atol=1e-5)
