@@ -35,16 +35,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_pretrained import REAL_SETS, load_set
+from bench_pretrained import add_episode_args, episode_samplers, load_set
 
-from core.data import EpisodeSampler
 from core.imaging.augment import tensor_views
 from core.lab.baselines import summarise
 from core.meta.base import Task
 from core.meta.finetune import CosineHead, FineTuneHead, fit_head
 from core.runtime import keep_freed_memory
 from core.storage.checkpoint import load_checkpoint
-from core.training.evaluate import EmbeddedDataset
 
 NAMES = (
     "without covariance",
@@ -95,18 +93,7 @@ def episode(learner: FineTuneHead, views: torch.Tensor, task: Task) -> tuple[dic
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument(
-        "--datasets", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "datasets"
-    )
-    ap.add_argument("--sets", default=",".join([*REAL_SETS, "synthetic:copper_disc", "synthetic:cast_hex"]))
-    ap.add_argument("--checkpoint", default="default")
-    ap.add_argument("--episodes", type=int, default=300)
-    ap.add_argument("--queries", type=int, default=15)
-    ap.add_argument("--shots", default="1,5")
-    ap.add_argument("--per-class", type=int, default=60, help="synthetic crops per class")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--jsonl", type=Path, default=None)
+    add_episode_args(ap)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     keep_freed_memory()
@@ -115,31 +102,22 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.sets.split(","):
         t0 = time.perf_counter()
         learner, views, counts = embed_all(spec, args)
-        index = EmbeddedDataset(
-            [str(i) for i in range(len(counts))],
-            [
-                torch.arange(sum(counts[:i]), sum(counts[: i + 1])).view(-1, 1, 1, 1)
-                for i in range(len(counts))
-            ],
-        )
-        for ways in sorted({min(5, len(counts)), len(counts)}):
-            for shots in (int(s) for s in args.shots.split(",")):
-                sampler = EpisodeSampler(index, ways, shots, args.queries, args.seed, partial_queries=True)  # type: ignore[arg-type]
-                accs: dict[str, list[float]] = {k: [] for k in NAMES}
-                chosen = 0
-                for _ in range(args.episodes):
-                    row, used = episode(learner, views, sampler.sample())
-                    for key, value in row.items():
-                        accs[key].append(value)
-                    chosen += used
-                res = {k: summarise(v) for k, v in accs.items()}
-                cells = " | ".join(str(res[k]) for k in NAMES)
-                share = f"{100 * chosen / args.episodes:.0f}%"
-                print(f"| {spec} | {ways}-way {shots}-shot | {cells} | {share} |", flush=True)
-                if args.jsonl:
-                    with args.jsonl.open("a") as fh:
-                        row = {"set": spec, "ways": ways, "shots": shots, "chosen": chosen / args.episodes}
-                        fh.write(json.dumps({**row, **{k: r.to_dict() for k, r in res.items()}}) + "\n")
+        for ways, shots, sampler in episode_samplers(counts, args):
+            accs: dict[str, list[float]] = {k: [] for k in NAMES}
+            chosen = 0
+            for _ in range(args.episodes):
+                row, used = episode(learner, views, sampler.sample())
+                for key, value in row.items():
+                    accs[key].append(value)
+                chosen += used
+            res = {k: summarise(v) for k, v in accs.items()}
+            cells = " | ".join(str(res[k]) for k in NAMES)
+            share = f"{100 * chosen / args.episodes:.0f}%"
+            print(f"| {spec} | {ways}-way {shots}-shot | {cells} | {share} |", flush=True)
+            if args.jsonl:
+                with args.jsonl.open("a") as fh:
+                    row = {"set": spec, "ways": ways, "shots": shots, "chosen": chosen / args.episodes}
+                    fh.write(json.dumps({**row, **{k: r.to_dict() for k, r in res.items()}}) + "\n")
         print(f"<!-- {spec}: {sum(counts)} images, {time.perf_counter() - t0:.0f} s -->", flush=True)
     return 0
 

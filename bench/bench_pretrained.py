@@ -27,7 +27,7 @@ import dataclasses
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +134,40 @@ def contenders(spec: str, args: argparse.Namespace) -> tuple[dict[str, Classify]
     return {k: v for k, v in out.items() if k in wanted}, data.counts, time.perf_counter() - t0
 
 
+def add_episode_args(ap: argparse.ArgumentParser) -> None:
+    """The options that choose the sets and the episodes (shared with ``bench_feature_variants.py``)."""
+    ap.add_argument(
+        "--datasets", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "datasets"
+    )
+    ap.add_argument("--sets", default=",".join([*REAL_SETS, "synthetic:copper_disc", "synthetic:cast_hex"]))
+    ap.add_argument("--checkpoint", default="default")
+    ap.add_argument("--episodes", type=int, default=600)
+    ap.add_argument("--queries", type=int, default=15)
+    ap.add_argument("--shots", default="1,5")
+    ap.add_argument("--per-class", type=int, default=60, help="synthetic crops per class")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--jsonl", type=Path, default=None)
+
+
+def episode_samplers(
+    counts: list[int], args: argparse.Namespace
+) -> Iterator[tuple[int, int, EpisodeSampler]]:
+    """``(ways, shots, sampler)`` for 5-way and all-way tasks at each shot count, over image indices: every
+    contender of every bench sees the same episodes for the same seed."""
+    index = EmbeddedDataset(
+        [str(i) for i in range(len(counts))],
+        [torch.arange(sum(counts[:i]), sum(counts[: i + 1])).view(-1, 1, 1, 1) for i in range(len(counts))],
+    )
+    for ways in sorted({min(5, len(counts)), len(counts)}):
+        for shots in (int(s) for s in args.shots.split(",")):
+            yield (
+                ways,
+                shots,
+                EpisodeSampler(index, ways, shots, args.queries, args.seed, partial_queries=True),
+            )  # type: ignore[arg-type]
+
+
 def print_table(files: list[Path]) -> None:
     """One markdown table from the JSON rows of several runs (same episodes, different columns)."""
     merged: dict[tuple[str, int, int], dict[str, dict[str, float]]] = {}
@@ -153,22 +187,11 @@ def print_table(files: list[Path]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument(
-        "--datasets", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "datasets"
-    )
-    ap.add_argument("--sets", default=",".join([*REAL_SETS, "synthetic:copper_disc", "synthetic:cast_hex"]))
-    ap.add_argument("--checkpoint", default="default")
+    add_episode_args(ap)
     ap.add_argument("--old", type=Path, default=OLD_MODEL)
-    ap.add_argument("--episodes", type=int, default=600)
-    ap.add_argument("--queries", type=int, default=15)
-    ap.add_argument("--shots", default="1,5")
-    ap.add_argument("--per-class", type=int, default=60, help="synthetic crops per class")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument(
         "--image-size", type=int, default=0, help="feed the new model this input size instead of its own"
     )
-    ap.add_argument("--jsonl", type=Path, default=None)
     ap.add_argument(
         "--contenders",
         default=",".join(NAMES),
@@ -188,35 +211,26 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|" + "---|" * len(names))
     for spec in args.sets.split(","):
         classify, counts, setup = contenders(spec, args)
-        index = EmbeddedDataset(
-            [str(i) for i in range(len(counts))],
-            [
-                torch.arange(sum(counts[:i]), sum(counts[: i + 1])).view(-1, 1, 1, 1)
-                for i in range(len(counts))
-            ],
-        )
-        for ways in sorted({min(5, len(counts)), len(counts)}):
-            for shots in (int(s) for s in args.shots.split(",")):
-                sampler = EpisodeSampler(index, ways, shots, args.queries, args.seed, partial_queries=True)  # type: ignore[arg-type]
-                accs: dict[str, list[float]] = {k: [] for k in classify}
-                for _ in range(args.episodes):
-                    task = sampler.sample()
-                    si, qi = task.support_x.flatten().numpy(), task.query_x.flatten().numpy()
-                    sy, qy = task.support_y.numpy(), task.query_y.numpy()
-                    for key, fn in classify.items():
-                        accs[key].append(float((fn(si, sy, qi) == qy).mean()))
-                res = {k: summarise(v) for k, v in accs.items()}
-                cells = " | ".join(str(res[k]) if k in res else "n/a" for k in names)
-                print(f"| {spec} | {ways}-way {shots}-shot | {cells} |", flush=True)
-                if args.jsonl:
-                    with args.jsonl.open("a") as fh:
-                        row = {
-                            "set": spec,
-                            "ways": ways,
-                            "shots": shots,
-                            **{k: r.to_dict() for k, r in res.items()},
-                        }
-                        fh.write(json.dumps(row) + "\n")
+        for ways, shots, sampler in episode_samplers(counts, args):
+            accs: dict[str, list[float]] = {k: [] for k in classify}
+            for _ in range(args.episodes):
+                task = sampler.sample()
+                si, qi = task.support_x.flatten().numpy(), task.query_x.flatten().numpy()
+                sy, qy = task.support_y.numpy(), task.query_y.numpy()
+                for key, fn in classify.items():
+                    accs[key].append(float((fn(si, sy, qi) == qy).mean()))
+            res = {k: summarise(v) for k, v in accs.items()}
+            cells = " | ".join(str(res[k]) if k in res else "n/a" for k in names)
+            print(f"| {spec} | {ways}-way {shots}-shot | {cells} |", flush=True)
+            if args.jsonl:
+                with args.jsonl.open("a") as fh:
+                    row = {
+                        "set": spec,
+                        "ways": ways,
+                        "shots": shots,
+                        **{k: r.to_dict() for k, r in res.items()},
+                    }
+                    fh.write(json.dumps(row) + "\n")
         print(
             f"<!-- {spec}: {sum(counts)} images in {len(counts)} classes, representations {setup:.0f} s -->",
             flush=True,

@@ -35,9 +35,14 @@ def _device(p: argparse.ArgumentParser) -> None:
 
 
 def _policy(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ok-class", default=None, help="the class of good parts (default: ok, good or MT_Free)")
+    add_verdict_thresholds(p)
+
+
+def add_verdict_thresholds(p: argparse.ArgumentParser) -> None:
+    """``--min-confidence`` and ``--min-margin``, the verdict policy's CHECK thresholds (``core.config``)."""
     from core.config import DEFAULT_MIN_CONFIDENCE, DEFAULT_MIN_MARGIN
 
-    p.add_argument("--ok-class", default=None, help="the class of good parts (default: ok, good or MT_Free)")
     p.add_argument(
         "--min-confidence",
         type=float,

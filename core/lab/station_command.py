@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any
 
-from core.config import DEFAULT_MIN_CONFIDENCE, DEFAULT_MIN_MARGIN
+from core.lab.commands import add_verdict_thresholds
 from core.runtime import DEVICE_CHOICES
 
 EXIT_USAGE = 2
@@ -46,18 +46,7 @@ def add_station(sub: argparse._SubParsersAction) -> None:
         "--parts", type=int, default=100, metavar="N", help="parts to judge after teaching (default 100)"
     )
     p.add_argument("--steps", type=int, default=0, help="adaptation steps (default 0: the model's own)")
-    p.add_argument(
-        "--min-confidence",
-        type=float,
-        default=DEFAULT_MIN_CONFIDENCE,
-        help="CHECK below this top probability",
-    )
-    p.add_argument(
-        "--min-margin",
-        type=float,
-        default=DEFAULT_MIN_MARGIN,
-        help="CHECK below this lead over the runner-up",
-    )
+    add_verdict_thresholds(p)
     p.add_argument(
         "--capture-mode",
         choices=["auto", "latest", "every"],
