@@ -117,11 +117,8 @@ class FusedFeatures(nn.Module):
         out = []
         for part, prep, w in zip(self.parts, self.inputs, self.weights, strict=True):
             f = part.features(prep(x))
-            core = getattr(part.features, "core_dim", f.shape[1])
-            if core == f.shape[1]:
-                out.append(w * F.normalize(f, dim=1))
-            else:
-                out.append(w * f / f[:, :core].norm(dim=1, keepdim=True).clamp_min(1e-12))
+            core = getattr(part.features, "core_dim", f.shape[1])  # F.normalize's formula, over the core
+            out.append(w * f / f[:, :core].norm(dim=1, keepdim=True).clamp_min(1e-12))
         return torch.cat(out, dim=1) / self.norm
 
 
@@ -164,8 +161,7 @@ class FusedModel(FewShotModel):
             weights.append(weight)
         self.features = FusedFeatures(models, inputs, weights)
         self.embedding_dim = self.features.dim
-        if bool(self.features.optional.any()):
-            self.optional_features = self.features.optional  # dimensions the learner may leave out per task
+        self.optional_features = self.features.optional  # dimensions the learner may leave out per task
         self.head = nn.Linear(self.embedding_dim, int(n_way))
         self.in_channels = 3
         self.image_size = None
