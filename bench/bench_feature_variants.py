@@ -27,7 +27,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -76,10 +75,8 @@ def episode(learner: FineTuneHead, views: torch.Tensor, task: Task) -> tuple[dic
         return float((head.logits(views[0, qi]).argmax(1).numpy() == qy).mean())
 
     def fit(n_views: int, mask: torch.Tensor | None) -> CosineHead:
-        feats = views[:n_views, si] if mask is None else views[:n_views, si] * mask
-        head = fit_head(feats, sy, int(sy.max()) + 1, steps=learner.inner_steps, lr=learner.inner_lr,
-                        scale=learner.scale, patience=learner.patience)  # fmt: skip
-        return head if mask is None else replace(head, mask=mask)
+        return fit_head(views[:n_views, si], sy, int(sy.max()) + 1, steps=learner.inner_steps,
+                        lr=learner.inner_lr, scale=learner.scale, patience=learner.patience, mask=mask)  # fmt: skip
 
     shipped = learner.adapt_embedded(views[:2, si], sy)
     row = {

@@ -1,6 +1,8 @@
 """Leave-one-out head fitting after an adaptation (the new model's check): one head per example, one by one
 with ``torch.optim.Adam`` (how it was done before 2026-12-02) against all heads in one batch
-(``core.meta.finetune.fit_heads``, what the app runs now).
+(``core.meta.finetune.fit_heads``), over the embedding's full width (the optional dimensions a task leaves out
+zeroed: the app until 2026-12-02 21:00 UTC) and over the dimensions the task uses only (``mask=``: the app now).
+The task's choice is the learner's own (``FineTuneHead.feature_mask``); the first two rows fit full width.
 
 Embeddings: the shipped model's support views of synthetic line parts (``--ways`` classes x ``--shots``), as
 the app's *Adapt* sees them. Reports wall and CPU time per check (median of ``--repeats``), how many
@@ -74,13 +76,20 @@ def one_by_one(feats: torch.Tensor, labels: torch.Tensor, n: int, steps: int, pa
     return out
 
 
-def batched(feats: torch.Tensor, labels: torch.Tensor, n: int, steps: int, patience: int) -> torch.Tensor:
-    """The check as the app runs it now: every left-out head in one batch."""
+def batched(
+    feats: torch.Tensor,
+    labels: torch.Tensor,
+    n: int,
+    steps: int,
+    patience: int,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The check with every left-out head in one batch (on the ``mask``'s dimensions alone, if given)."""
     out = torch.full((len(labels), n), math.nan)
     judged = loo_indices(labels)
     keep = torch.ones(len(judged), len(labels), dtype=torch.bool)
     keep[torch.arange(len(judged)), torch.tensor(judged)] = False
-    heads = fit_heads(feats, labels, n, keep, steps, patience=patience)
+    heads = fit_heads(feats, labels, n, keep, steps, patience=patience, mask=mask)
     for i, head in zip(judged, heads, strict=True):
         out[i] = head.logits(feats[0, i : i + 1]).softmax(1)[0]
     return out
@@ -103,16 +112,26 @@ def main() -> None:
     with torch.no_grad():
         feats = learner.embed_views(ck.preprocess.batch(images))  # type: ignore[operator]
     steps, patience = int(learner.inner_steps), int(learner.patience)  # type: ignore[arg-type]
+    mask = learner.feature_mask(feats, labels)  # type: ignore[operator]
+    used = feats.shape[-1] if mask is None else int(mask.sum())
     print(
-        f"{args.ways}-way {args.shots}-shot, views {tuple(feats.shape)}, steps {steps}, patience {patience}"
+        f"{args.ways}-way {args.shots}-shot, views {tuple(feats.shape)}, steps {steps}, patience {patience}; "
+        f"the task uses {used} of {feats.shape[-1]} dimensions"
     )
+    if mask is not None:
+        feats = feats * mask  # what the first two ways fit (full width)
     print(f"torch threads {args.threads}, {torch.__version__}\n")
     print("| way | wall ms (median) | CPU ms (median) | Python-level torch calls |")
     print("|---|---|---|---|")
     results = {}
+
+    def used_only(f: torch.Tensor, y: torch.Tensor, n: int, steps: int, patience: int) -> torch.Tensor:
+        return batched(f, y, n, steps, patience, mask)
+
     for name, fn in (
         ("one head at a time, torch.optim.Adam", one_by_one),
-        ("all heads in one batch", batched),
+        ("all heads in one batch, full width", batched),
+        ("all heads in one batch, the dimensions the task uses", used_only),
     ):
         fn(feats, labels, args.ways, steps, patience)  # warm-up
         walls, cpus = [], []
@@ -126,11 +145,14 @@ def main() -> None:
         print(
             f"| {name} | {statistics.median(walls):.0f} | {statistics.median(cpus):.0f} | {counter.calls} |"
         )
-    a, b = results.values()
+    a, *others = results.values()
     print(
-        f"\nlargest difference between the two ways' leave-one-out probabilities: {(a - b).abs().max():.2e}"
+        "\nlargest difference from the first way's leave-one-out probabilities: "
+        + ", ".join(f"{(a - b).abs().max():.2e}" for b in others)
     )
-    print(f"same predicted class for every example: {bool((a.argmax(1) == b.argmax(1)).all())}")
+    print(
+        f"same predicted class for every example: {all(bool((a.argmax(1) == b.argmax(1)).all()) for b in others)}"
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -98,6 +98,7 @@ def fit_head(
     scale: float = 10.0,
     patience: int = 10,
     on_step: StepCallback | None = None,
+    mask: torch.Tensor | None = None,
 ) -> CosineHead:
     """Prototype-initialised cosine head, then ``steps`` Adam steps on all views' cross-entropy.
 
@@ -115,6 +116,8 @@ def fit_head(
         Stop when the support loss has not improved by 1e-4 for this many steps.
     on_step
         Called after each step with ``(step, support loss before it)``; returning True stops (cancel).
+    mask
+        ``(D,)`` 0/1: the dimensions the head uses (see :func:`fit_heads`); None: all.
 
     Returns
     -------
@@ -129,7 +132,7 @@ def fit_head(
         def stop(step: int, losses: torch.Tensor) -> bool:
             return bool(callback(step, float(losses[0])))
 
-    return fit_heads(view_features, labels, n_classes, keep, steps, lr, scale, patience, stop)[0]
+    return fit_heads(view_features, labels, n_classes, keep, steps, lr, scale, patience, stop, mask)[0]
 
 
 #: Adam's constants, as ``torch.optim.Adam``'s defaults.
@@ -147,6 +150,7 @@ def fit_heads(
     scale: float = 10.0,
     patience: int = 10,
     stop: Callable[[int, torch.Tensor], bool] | None = None,
+    mask: torch.Tensor | None = None,
 ) -> list[CosineHead]:
     """Fit P cosine heads at once, head p on the support examples ``keep[p]`` selects: what :func:`fit_head`
     does for each of them, in one batched computation (leave-one-out fits a head per example).
@@ -168,13 +172,26 @@ def fit_heads(
     stop
         Called after each step with ``(step, losses (P,) before it)``; returning True stops every head
         where it is (cancel).
+    mask
+        ``(D,)`` 0/1: the dimensions the heads use (the others, e.g. optional ones a task leaves out, get
+        zero weight and the heads carry the mask). The heads are fitted on the used dimensions alone: the
+        same heads as on the features multiplied by the mask (a zero feature gives its weight no gradient),
+        at the cost of the used width only.
 
     Returns
     -------
     list[CosineHead]
-        P detached heads.
+        P detached heads, weights ``(N, D)``.
     """
     feats = view_features.detach()
+    full_width = feats.shape[-1]
+    used = None
+    if mask is not None:
+        if mask.shape != (full_width,):
+            raise ValueError(f"mask {tuple(mask.shape)} does not match {full_width} feature dimensions")
+        mask = mask.to(device=feats.device, dtype=feats.dtype)
+        used = mask.nonzero().flatten()
+        feats = feats.index_select(2, used)
     device, dtype = feats.device, feats.dtype
     keep = keep.to(device=device, dtype=torch.bool)
     n_heads, n_ex = keep.shape
@@ -199,8 +216,10 @@ def fit_heads(
         weights = (kept / kept.sum(1, keepdim=True)).repeat(1, feats.shape[0]) / feats.shape[0]  # (P, V*B)
         _adam_steps(theta, x, y, weights, n_classes, steps, lr, patience, stop)
     w = theta[:, :width].reshape(n_heads, n_classes, -1)
+    if used is not None:
+        w = torch.zeros(n_heads, n_classes, full_width, device=device, dtype=dtype).index_copy_(2, used, w)
     b = theta[:, width:-1]
-    return [CosineHead(w[p].clone(), b[p].clone(), float(theta[p, -1].exp())) for p in range(n_heads)]
+    return [CosineHead(w[p].clone(), b[p].clone(), float(theta[p, -1].exp()), mask) for p in range(n_heads)]
 
 
 def _adam_steps(
@@ -376,9 +395,8 @@ class FineTuneHead(MetaLearner):
         The model's optional dimensions are used or left out as :func:`use_optional` decides; the head
         remembers the choice (its ``mask``)."""
         labels = labels.to(view_features.device, torch.long)
-        mask = self.feature_mask(view_features, labels)
-        head = fit_head(
-            view_features if mask is None else view_features * mask,
+        return fit_head(
+            view_features,
             labels,
             int(labels.max()) + 1,
             steps=self.inner_steps if steps is None else int(steps),
@@ -386,8 +404,8 @@ class FineTuneHead(MetaLearner):
             scale=self.scale,
             patience=self.patience,
             on_step=on_step,
+            mask=self.feature_mask(view_features, labels),
         )
-        return head if mask is None else replace(head, mask=mask)
 
     def feature_mask(self, view_features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
         """``(D,)`` 0/1 multiplier leaving the model's optional dimensions out, or None to use every one."""
@@ -434,8 +452,6 @@ class FineTuneHead(MetaLearner):
         feats = self.embed_views(support_x, cached=True)
         labels = support_y.to(feats.device, torch.long)
         mask = self.feature_mask(feats, labels)  # the choice adapt makes on the whole support set
-        if mask is not None:
-            feats = feats * mask
         out = torch.full((len(support_y), n), math.nan)
         judged = loo_indices(support_y)
         if not judged:
@@ -452,6 +468,7 @@ class FineTuneHead(MetaLearner):
             self.scale,
             self.patience,
             None if stop is None else (lambda _step, _losses: bool(stop())),
+            mask,
         )
         if stop is not None and stop():
             return None

@@ -101,12 +101,35 @@ def test_heads_fitted_together_equal_each_fitted_alone_with_torch_adam() -> None
     assert fit_head(feats, y, 3, steps=60, patience=4).weight.shape == (3, 12)
 
 
+def test_heads_fitted_on_the_used_dimensions_equal_heads_fitted_on_masked_features() -> None:
+    """A mask fits the heads on the dimensions it keeps only (what a task that leaves the optional dimensions
+    out costs): the heads must be those fitted on the features with the other dimensions zeroed, with zero
+    weight there and the mask carried to every verdict."""
+    x, y = _blobs(n_classes=3, per_class=4, dim=12, seed=5)
+    feats = torch.stack([x, x.flip(1)])
+    mask = (torch.arange(12) % 3 != 0).to(feats.dtype)  # 8 of 12 dimensions used
+    keep = ~torch.eye(len(y), dtype=torch.bool)
+    narrow = fit_heads(feats, y, 3, keep, steps=60, patience=4, mask=mask)
+    zeroed = fit_heads(feats * mask, y, 3, keep, steps=60, patience=4)
+    for a, b in zip(narrow, zeroed, strict=True):
+        torch.testing.assert_close(a.weight, b.weight, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(a.bias, b.bias, atol=1e-5, rtol=1e-5)
+        assert a.scale == pytest.approx(b.scale, rel=1e-5)
+        assert a.weight.shape == (3, 12) and bool((a.weight[:, mask == 0] == 0).all())
+        torch.testing.assert_close(a.mask, mask)
+        torch.testing.assert_close(a.logits(x), b.logits(x * mask), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(narrow[0].weight, fit_heads(feats, y, 3, keep, steps=60, patience=4)[0].weight)
+    assert fit_head(feats, y, 3, steps=5, mask=mask).mask is not None
+
+
 def test_heads_need_every_class_and_a_matching_mask() -> None:
     x, y = _blobs()
     with pytest.raises(ValueError, match="every class"):
         fit_heads(x[None], y, 3, (y != 0)[None], steps=5)
     with pytest.raises(ValueError, match="does not match"):
         fit_heads(x[None], y, 3, torch.ones(1, 3, dtype=torch.bool), steps=5)
+    with pytest.raises(ValueError, match="feature dimensions"):
+        fit_heads(x[None], y, 3, torch.ones(1, len(y), dtype=torch.bool), steps=5, mask=torch.ones(3))
 
 
 def test_every_view_counts_in_the_fit() -> None:
