@@ -79,7 +79,14 @@ def set_cpu_threads(n: int | None = None) -> int:
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
+_M_ARENA_MAX = -8
 KEEP_FREED_BYTES = 1 << 30
+#: glibc malloc arenas (heaps) the process may have: by default up to 8 per core, one per thread that
+#: allocates, each keeping its own freed memory. The app starts a thread per adaptation, per check and per
+#: labelled part; with 2 arenas the window's memory over 20 adaptations stayed ~100 MB lower and flat
+#: (docs/benchmarks.md, "Workstation window: heads fitted on the dimensions the task uses, two malloc
+#: arenas").
+MALLOC_ARENAS = 2
 
 
 def keep_freed_memory(keep_bytes: int = KEEP_FREED_BYTES) -> bool:
@@ -93,6 +100,9 @@ def keep_freed_memory(keep_bytes: int = KEEP_FREED_BYTES) -> bool:
     ``M_MMAP_MAX = 0`` large blocks come from the heap, and ``M_TRIM_THRESHOLD = keep_bytes`` keeps up to that
     much freed memory for reuse (resident memory then stays near the peak of the work done, as with a caching
     allocator). Allocations still succeed beyond it: glibc falls back to ``mmap`` when the heap cannot grow.
+    ``M_ARENA_MAX = MALLOC_ARENAS`` (:data:`MALLOC_ARENAS`): threads share a few heaps, so memory one thread
+    freed serves the next thread's work instead of staying in a heap of its own (call this early, before
+    worker threads allocate).
 
     Linux/glibc only; elsewhere (Windows, macOS, musl) nothing changes and False is returned. Set
     ``METAINSPECT_KEEP_FREED_MEMORY=0`` to turn it off.
@@ -107,7 +117,11 @@ def keep_freed_memory(keep_bytes: int = KEEP_FREED_BYTES) -> bool:
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     keep = max(0, min(int(keep_bytes), 2**31 - 1))
-    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, keep))
+    return (
+        bool(mallopt(_M_MMAP_MAX, 0))
+        and bool(mallopt(_M_TRIM_THRESHOLD, keep))
+        and bool(mallopt(_M_ARENA_MAX, MALLOC_ARENAS))
+    )
 
 
 Y = TypeVar("Y")

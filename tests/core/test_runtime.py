@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.runtime import default_cpu_threads, resolve_device, set_cpu_threads
+from core.runtime import MALLOC_ARENAS, default_cpu_threads, resolve_device, set_cpu_threads
 
 
 def test_auto_device_is_cpu_without_cuda_and_cuda_request_is_refused_clearly() -> None:
@@ -78,6 +78,52 @@ def test_keep_freed_memory_keeps_large_blocks_for_reuse_and_can_be_turned_off() 
     applied, peak, after = _rss_after_free("keep", {**env, "METAINSPECT_KEEP_FREED_MEMORY": "0"})
     assert not applied
     assert after < peak - 150
+
+
+_ARENA_PROBE = """
+import ctypes, sys, tempfile, threading
+from core.runtime import keep_freed_memory
+if sys.argv[1] == "keep":
+    keep_freed_memory()
+libc = ctypes.CDLL("libc.so.6")
+libc.fopen.restype = ctypes.c_void_p
+libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
+start, hold = threading.Barrier(8), threading.Barrier(9)
+def work():
+    start.wait()
+    blocks = [bytearray(200_000) for _ in range(20)]  # from the thread's own arena (not Python's small pools)
+    hold.wait()
+threads = [threading.Thread(target=work) for _ in range(8)]
+for t in threads:
+    t.start()
+hold.wait()
+with tempfile.NamedTemporaryFile(suffix=".xml") as tmp:
+    fh = libc.fopen(tmp.name.encode(), b"w")
+    libc.malloc_info(0, fh)
+    libc.fclose(fh)
+    print(open(tmp.name).read().count("<heap nr="))
+for t in threads:
+    t.join()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc arenas")
+def test_keep_freed_memory_lets_threads_share_a_few_heaps() -> None:
+    """Eight threads allocating at once get a heap each by default; the app's setting caps them (the window's
+    worker threads each kept their own freed memory)."""
+    env = {k: v for k, v in os.environ.items() if k != "METAINSPECT_KEEP_FREED_MEMORY"}
+
+    def heaps(mode: str) -> int:
+        out = subprocess.run(
+            [sys.executable, "-c", _ARENA_PROBE, mode], capture_output=True, text=True, check=True,
+            cwd=Path(__file__).resolve().parents[2], env=env,
+        )  # fmt: skip
+        return int(out.stdout.split()[-1])
+
+    assert heaps("keep") <= MALLOC_ARENAS
+    assert heaps("default") > MALLOC_ARENAS
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc_trim")
