@@ -18,9 +18,8 @@ def _support() -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.mark.parametrize("name", ["maml", "fomaml", "anil", "metasgd"])
 def test_gradient_learners_report_every_step_with_a_falling_loss(name: str) -> None:
-    torch.manual_seed(
-        0
-    )  # a fixed start: six steps at this rate need not lower the loss from every random one
+    # a fixed start: six steps at this rate need not lower the loss from every random one
+    torch.manual_seed(0)
     model = create_model("conv4", in_channels=1, n_way=3, image_size=16, width=8, norm="group")
     learner = create_learner(name, model, n_way=3, inner_lr=0.1, inner_steps=2)
     seen: list[tuple[int, float]] = []
