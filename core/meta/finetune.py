@@ -15,7 +15,8 @@ kept in an :class:`~core.meta.embedding_cache.EmbeddingCache`), so *Adapt* itsel
 An embedding may have optional dimensions (the model's ``optional_features``: EfficientNet's covariance
 groups, which help real surfaces and hurt a small mark on a large part). Each task decides with its own
 support set (:func:`use_optional`): they are kept when the leave-one-out nearest-prototype accuracy (then
-loss) is better with them, and left out when it is not, or when a class has a single example.
+loss) is better with them, and left out when it is not; when a class has a single example, they are kept when
+the classes are clearly less alike in them than in the other dimensions (:func:`similarity_gap`).
 """
 
 from __future__ import annotations
@@ -75,13 +76,35 @@ def loo_prototype_score(
     return float((logits.argmax(1) == labels).to(f.dtype).mean()), float(F.cross_entropy(logits, labels))
 
 
+#: With one example of a class there is no leave-one-out: the optional dimensions are then used when the
+#: support's classes are clearly less alike in them than in the core dimensions (:func:`similarity_gap` at
+#: least this much). Chosen on the shared sets other than x_sdd (ADR 0009, addendum "the 1-shot rule").
+ONE_SHOT_GAP = 0.2
+
+
+def similarity_gap(view_features: torch.Tensor, labels: torch.Tensor, optional: torch.Tensor) -> float:
+    """Mean pairwise cosine similarity of the class means ``(V, B, D)`` -> ``(N, D)`` (views averaged) over the
+    core dimensions, minus the same over the ``optional`` ones ``(D,)``: how much more the optional
+    dimensions set the classes apart. ``nan`` with fewer than two classes."""
+    n = int(labels.max()) + 1
+    means = class_means(view_features.mean(0), labels, n)
+    off = ~torch.eye(n, dtype=torch.bool, device=means.device)
+
+    def mean_similarity(cols: torch.Tensor) -> float:
+        f = F.normalize(means[:, cols], dim=1)
+        return float((f @ f.t())[off].mean()) if n > 1 else math.nan
+
+    return mean_similarity(~optional) - mean_similarity(optional)
+
+
 def use_optional(
     view_features: torch.Tensor, labels: torch.Tensor, optional: torch.Tensor, scale: float
 ) -> bool:
     """Whether this support set is better told apart with the ``optional`` dimensions ``(D,)`` than without:
-    higher leave-one-out accuracy, or equal accuracy and lower loss. False when a class has one example."""
+    higher leave-one-out accuracy, or equal accuracy and lower loss. When a class has one example (no
+    leave-one-out), whether :func:`similarity_gap` reaches :data:`ONE_SHOT_GAP`."""
     if int(torch.bincount(labels).min()) < 2:
-        return False
+        return similarity_gap(view_features, labels, optional) >= ONE_SHOT_GAP
     without = view_features * (~optional).to(view_features.dtype)
     acc_with, loss_with = loo_prototype_score(view_features, labels, scale)
     acc_without, loss_without = loo_prototype_score(without, labels, scale)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -273,10 +275,37 @@ def test_the_support_set_decides_whether_the_optional_dimensions_count(informati
     assert probs is not None and (probs.argmax(1) == y).float().mean() == 1.0
 
 
-def test_one_example_of_a_class_leaves_the_optional_dimensions_out() -> None:
-    from core.meta.finetune import use_optional
+def _one_shot(optional_alike: bool, seed: int = 0) -> torch.Tensor:
+    """One example each of four classes over 8 core + 8 optional dimensions: each half is a shared vector plus
+    a class's own; the class's own part is small in the half that makes the classes look alike."""
+    g = torch.Generator().manual_seed(seed)
+    shared = torch.randn(1, 16, generator=g)
+    own = torch.randn(4, 16, generator=g)
+    small = slice(8, 16) if optional_alike else slice(0, 8)
+    own[:, small] *= 0.1
+    return shared + own
 
-    x, y = _split_blobs("optional", per_class=1)
-    learner = create_learner("finetune", _FlatModel(16, 8), views=["identity"]).eval()
-    assert not use_optional(x[None], y, learner.model.optional_features, 10.0)
-    assert learner.adapt_embedded(x[None], y).mask is not None
+
+@pytest.mark.parametrize("optional_alike", [False, True])
+def test_with_one_example_per_class_the_optional_dimensions_count_when_they_set_classes_apart(
+    optional_alike: bool,
+) -> None:
+    from core.meta.finetune import ONE_SHOT_GAP, similarity_gap, use_optional
+
+    x, y = _one_shot(optional_alike), torch.arange(4)
+    learner = create_learner("finetune", _FlatModel(16, 8), views=["identity"], inner_steps=5).eval()
+    optional = learner.model.optional_features
+    gap = similarity_gap(x[None], y, optional)
+    # the half with small class-own parts is the one whose class means are alike
+    assert (gap < 0) if optional_alike else (gap >= ONE_SHOT_GAP)
+    assert use_optional(x[None], y, optional, 10.0) == (not optional_alike)
+    assert (learner.adapt_embedded(x[None], y).mask is None) == (not optional_alike)
+
+
+def test_one_class_alone_leaves_the_optional_dimensions_out() -> None:
+    from core.meta.finetune import similarity_gap, use_optional
+
+    x = _one_shot(False)[:1]
+    optional = torch.arange(16) >= 8
+    assert math.isnan(similarity_gap(x[None], torch.zeros(1, dtype=torch.long), optional))
+    assert not use_optional(x[None], torch.zeros(1, dtype=torch.long), optional, 10.0)
