@@ -16,8 +16,8 @@ the episodes of ``bench/bench_pretrained.py`` (same sampler and seed):
 - ``2 views, chosen per task``: the same choice on the two views shipped until 2026-12-03 (identity,
   horizontal flip).
 
-Every column is fine-tuned with the shipped learner's settings (prototypes, then up to 50 Adam steps with
-early stopping), on the shipped views unless named. Each image is embedded once per view; episodes draw
+Every column is fine-tuned with the shipped learner's settings (prototypes, then its Adam steps with early
+stopping), on the shipped views unless named. Each image is embedded once per view; episodes draw
 indices.
 
     nice -n 5 .venv/bin/python bench/bench_feature_variants.py --episodes 300 --sets x_sdd,synthetic:copper_disc
