@@ -87,12 +87,14 @@ def similarity_gap(view_features: torch.Tensor, labels: torch.Tensor, optional: 
     core dimensions, minus the same over the ``optional`` ones ``(D,)``: how much more the optional
     dimensions set the classes apart. ``nan`` with fewer than two classes."""
     n = int(labels.max()) + 1
+    if n < 2:
+        return math.nan
     means = class_means(view_features.mean(0), labels, n)
     off = ~torch.eye(n, dtype=torch.bool, device=means.device)
 
     def mean_similarity(cols: torch.Tensor) -> float:
         f = F.normalize(means[:, cols], dim=1)
-        return float((f @ f.t())[off].mean()) if n > 1 else math.nan
+        return float((f @ f.t())[off].mean())
 
     return mean_similarity(~optional) - mean_similarity(optional)
 
