@@ -13,7 +13,15 @@ the rest), for the fused trunk (``core.models.lite_fused``) and the reference fo
 process, so both see the same load: median wall and CPU (``time.process_time``) milliseconds per stage.
 
 Parts are synthetic-line crops (core.camera.synthetic.render_part, 128 px BGR), prepared exactly as in the app
-(the checkpoint's Preprocess), classified one part per forward pass as the LiveClassifier does.
+(the checkpoint's Preprocess), classified one part per forward pass as the LiveClassifier does. ``--data DIR``
+takes them from an image-folder tree or .zip instead (the first ``--ways`` classes), each delivered as the
+station's part trigger delivers a part: a square crop around it resized to ``--crop-size`` (the station's
+default, 128 px; 0 keeps every image's own size, as the lab reads folders: each new size costs the trunk new
+kernels). A real surface, on which the learner may choose the covariance dimensions the synthetic line leaves
+out. The anomaly scorer is then taught only when an OK class (ok, good, mt_free) is among
+them.
+
+    nice -n 10 .venv/bin/python bench/bench_shipped_latency.py --threads 1 --data ../shared/datasets/x_sdd.zip
 """
 
 from __future__ import annotations
@@ -31,10 +39,14 @@ import torch
 from torch import nn
 
 from core.camera.synthetic import DEFECT_CLASSES, render_part
+from core.data.folder import read_image_folders
+from core.imaging.roi import resize_to, square_crop
 from core.inference import LiveClassifier
 from core.inference.anomaly import AnomalyScorer, find_trunk
+from core.lab.metrics import OK_CLASS_NAMES
 from core.models.efficientnet_lite import LiteTrunk
 from core.runtime import keep_freed_memory
+from core.station.settings import StationSettings
 from core.storage.checkpoint import LoadedCheckpoint, load_checkpoint
 from core.training.adapt import run_adaptation, warm_examples
 
@@ -64,21 +76,27 @@ def main() -> None:
         "--breakdown", type=int, default=0, metavar="ROUNDS",
         help="time each stage of a verdict, fused trunk vs reference forward, ROUNDS x --queries parts",
     )  # fmt: skip
+    parser.add_argument(
+        "--data", default=None, help="image-folder tree or .zip: its parts instead of synthetic"
+    )
+    parser.add_argument("--ways", type=int, default=len(DEFECT_CLASSES), help="classes taken from --data")
+    parser.add_argument(
+        "--crop-size", type=int, default=StationSettings().crop_size,
+        help="--data images as square crops of this side (the station's trigger); 0: their own size",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.allocator == "keep" and not keep_freed_memory():
         print("note: keep_freed_memory() did not apply here (not Linux/glibc)")
-    rng = np.random.default_rng(0)
-    support = [(render_part(rng, c, size=128)[0], c) for c in DEFECT_CLASSES for _ in range(args.shots)]
-    queries = [
-        render_part(rng, DEFECT_CLASSES[i % len(DEFECT_CLASSES)], size=128)[0] for i in range(args.queries)
-    ]
+    support, queries, ok_names = parts(args)
     if args.breakdown:
         for threads in (int(t) for t in args.threads.split(",")):
             torch.set_num_threads(threads)
             breakdown(load_checkpoint(args.checkpoint), support, queries, args.breakdown)
         return
+    crops = "" if args.data is None else f" (crop size {args.crop_size or 'native'})"
     print(
-        f"checkpoint {args.checkpoint}; allocator {args.allocator}; {len(DEFECT_CLASSES)}-way {args.shots}-shot, "
+        f"checkpoint {args.checkpoint}; parts {args.data or 'synthetic'}{crops}; allocator {args.allocator}; "
+        f"{len({c for _, c in support})}-way {args.shots}-shot, "
         f"{args.queries} verdicts; {'cold' if args.cold else 'parts embedded when labelled'}; "
         f"anomaly scorer {args.anomaly}; "
         f"load {tuple(round(x, 2) for x in os.getloadavg())}"
@@ -104,8 +122,8 @@ def main() -> None:
             t0 = time.perf_counter()
             adapted = run_adaptation(ck, support)
             scorer = None
-            if args.anomaly != "off":  # teach() does the same: the OK examples' scorer beside the classifier
-                ok_parts = [im for im, c in support if c == "ok"]
+            ok_parts = [im for im, c in support if c in ok_names]
+            if args.anomaly != "off" and len(ok_parts) >= 2:  # as teach(): the OK examples' scorer beside it
                 scorer = AnomalyScorer.fit(ok_parts, find_trunk(ck.learner.model))
             t1 = time.perf_counter()
             parallel = {"serial": False, "parallel": True}.get(args.anomaly)
@@ -131,6 +149,43 @@ def main() -> None:
             f"| {threads} | {statistics.median(label_ms):.0f} | {statistics.median(adapt_s):.3f} | {statistics.median(first_s):.3f} | {p50:.1f} | "
             f"{p99:.1f} | {statistics.median(cpu_part) * 1000:.1f} | {statistics.median(infer_s):.3f} | {peak_mb:.0f} |"
         )
+
+
+def parts(args: argparse.Namespace) -> tuple[list[tuple[np.ndarray, str]], list[np.ndarray], set[str]]:
+    """Labelled support parts ``(image, class)``, query parts and the OK class names: synthetic, or from
+    ``--data`` (first ``--ways`` classes; each class's first ``--shots`` images label, the rest are judged in
+    turn)."""
+    if args.data is None:
+        rng = np.random.default_rng(0)
+        support = [(render_part(rng, c, size=128)[0], c) for c in DEFECT_CLASSES for _ in range(args.shots)]
+        queries = [
+            render_part(rng, DEFECT_CLASSES[i % len(DEFECT_CLASSES)], size=128)[0]
+            for i in range(args.queries)
+        ]
+        return support, queries, {"ok"}
+    data = read_image_folders(args.data)
+
+    def delivered(im: np.ndarray) -> np.ndarray:
+        if not args.crop_size:
+            return im
+        h, w = im.shape[:2]
+        return resize_to(square_crop(im, w / 2, h / 2, max(h, w)), args.crop_size)
+
+    names = data.class_names[: args.ways]
+    short = [n for n, images in zip(names, data.images, strict=False) if len(images) <= args.shots]
+    if len(names) < 2 or short:
+        raise SystemExit(f"{args.data}: need 2+ classes with over {args.shots} images each (short: {short})")
+    support = [
+        (delivered(im), n)
+        for n, images in zip(names, data.images, strict=False)
+        for im in images[: args.shots]
+    ]
+    rest = [images[args.shots :] for images in data.images[: len(names)]]
+    queries = [
+        delivered(rest[i % len(rest)][(i // len(rest)) % len(rest[i % len(rest)])])
+        for i in range(args.queries)
+    ]
+    return support, queries, {n for n in names if n.rsplit("/", 1)[-1].lower() in OK_CLASS_NAMES}
 
 
 Times = dict[str, list[tuple[float, float]]]
