@@ -16,7 +16,10 @@ An embedding may have optional dimensions (the model's ``optional_features``: Ef
 groups, which help real surfaces and hurt a small mark on a large part). Each task decides with its own
 support set (:func:`use_optional`): they are kept when the leave-one-out nearest-prototype accuracy (then
 loss) is better with them, and left out when it is not; when a class has a single example, they are kept when
-the classes are clearly less alike in them than in the other dimensions (:func:`similarity_gap`).
+the classes are clearly less alike in them than in the other dimensions (:func:`similarity_gap`). A fused
+model's parts may be re-weighted per task the same way (``part_weights``: the leave-one-out picks among the
+model's own weights and the learner's alternatives; a part trained on the synthetic line counts more on a
+part-like task than on a real texture).
 """
 
 from __future__ import annotations
@@ -51,7 +54,8 @@ class CosineHead:
     weight: torch.Tensor
     bias: torch.Tensor
     scale: float
-    #: ``(D,)`` 0/1 multiplier applied to embeddings first (optional dimensions left out), or None: all used
+    #: ``(D,)`` multiplier applied to embeddings first (0: optional dimensions left out; other values: the
+    #: parts' weights the task chose), or None: the embedding as it is
     mask: torch.Tensor | None = None
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
@@ -113,6 +117,54 @@ def use_optional(
     return (acc_with, -loss_with) > (acc_without, -loss_without)
 
 
+def check_part_weights(
+    model: nn.Module, part_weights: Sequence[Sequence[float]]
+) -> tuple[tuple[float, ...], ...]:
+    """``part_weights`` as tuples, checked against ``model``: one positive weight per part of a model that has
+    parts (``feature_parts`` and ``part_weights``, as :class:`~core.models.fused.FusedModel`)."""
+    out = tuple(tuple(float(w) for w in ws) for ws in part_weights)
+    if not out:
+        return out
+    own = getattr(model, "part_weights", None)
+    if own is None or getattr(model, "feature_parts", None) is None:
+        raise ValueError("part_weights needs a model made of parts (the fused model)")
+    for ws in out:
+        if len(ws) != len(own) or not all(w > 0 for w in ws):
+            raise ValueError(
+                f"each part_weights entry needs {len(own)} positive weights (one per part), got {list(ws)}"
+            )
+    return out
+
+
+def choose_part_weights(
+    view_features: torch.Tensor,
+    labels: torch.Tensor,
+    mask: torch.Tensor | None,
+    parts: torch.Tensor,
+    own: Sequence[float],
+    alternatives: Sequence[Sequence[float]],
+    scale: float,
+) -> torch.Tensor | None:
+    """The task's multiplier: ``mask`` (or None: all ones) times the part weights that tell this support set
+    ``(V, B, D)`` apart best, by leave-one-out nearest-prototype accuracy, then loss; the model's ``own``
+    weights win ties and are kept when a class has one example. ``parts`` ``(D,)``: each dimension's part;
+    an alternative's weights replace ``own`` (each part's dimensions multiplied by their ratio)."""
+    if int(torch.bincount(labels).min()) < 2:
+        return mask
+    base = torch.ones(view_features.shape[-1], dtype=view_features.dtype, device=view_features.device)
+    base = base if mask is None else mask.to(base)
+    acc, loss = loo_prototype_score(view_features * base, labels, scale)
+    best, best_key = mask, (acc, -loss)
+    own_t = torch.tensor(own, dtype=base.dtype, device=base.device)
+    index = parts.to(base.device)
+    for weights in alternatives:
+        candidate = base * (torch.tensor(weights, dtype=base.dtype, device=base.device) / own_t)[index]
+        acc, loss = loo_prototype_score(view_features * candidate, labels, scale)
+        if (acc, -loss) > best_key:
+            best, best_key = candidate, (acc, -loss)
+    return best
+
+
 def fit_head(
     view_features: torch.Tensor,
     labels: torch.Tensor,
@@ -142,7 +194,8 @@ def fit_head(
     on_step
         Called after each step with ``(step, support loss before it)``; returning True stops (cancel).
     mask
-        ``(D,)`` 0/1: the dimensions the head uses (see :func:`fit_heads`); None: all.
+        ``(D,)`` multiplier of the features, 0 where the head leaves a dimension out (see :func:`fit_heads`);
+        None: all, as they are.
 
     Returns
     -------
@@ -198,10 +251,11 @@ def fit_heads(
         Called after each step with ``(step, losses (P,) before it)``; returning True stops every head
         where it is (cancel).
     mask
-        ``(D,)`` 0/1: the dimensions the heads use (the others, e.g. optional ones a task leaves out, get
-        zero weight and the heads carry the mask). The heads are fitted on the used dimensions alone: the
-        same heads as on the features multiplied by the mask (a zero feature gives its weight no gradient),
-        at the cost of the used width only.
+        ``(D,)`` multiplier of the features: 0 on dimensions the heads leave out (e.g. optional ones a task
+        does not use: they get zero weight), else the dimension's scale (1, or a part weight the task chose);
+        the heads carry it. The heads are fitted on the used dimensions alone: the same heads as on the
+        features multiplied by the mask (a zero feature gives its weight no gradient), at the cost of the
+        used width only.
 
     Returns
     -------
@@ -216,7 +270,7 @@ def fit_heads(
             raise ValueError(f"mask {tuple(mask.shape)} does not match {full_width} feature dimensions")
         mask = mask.to(device=feats.device, dtype=feats.dtype)
         used = mask.nonzero().flatten()
-        feats = feats.index_select(2, used)
+        feats = feats.index_select(2, used) * mask[used]
     device, dtype = feats.device, feats.dtype
     keep = keep.to(device=device, dtype=torch.bool)
     n_heads, n_ex = keep.shape
@@ -326,6 +380,10 @@ class FineTuneHead(MetaLearner):
     chunk_size
         Largest batch pushed through the embedding at once (32: a 224 px batch of 32 keeps EfficientNet's
         activations near 150 MB; a few hundred at once made embedding a data set several times slower).
+    part_weights
+        Other weightings of a fused model's parts to try on each task (one weight per part each, e.g.
+        ``[[1.0, 1.0]]`` beside the model's own ``1.0, 0.7``): a task with two or more examples per class
+        takes the one its leave-one-out prefers (:func:`choose_part_weights`). Empty: the model's own only.
     """
 
     name = "finetune"
@@ -341,6 +399,7 @@ class FineTuneHead(MetaLearner):
         scale: float = 10.0,
         patience: int = 10,
         chunk_size: int = 32,
+        part_weights: Sequence[Sequence[float]] = (),
     ) -> None:
         super().__init__(model, n_way)
         unknown = [v for v in views if v not in TENSOR_VIEWS]
@@ -354,6 +413,7 @@ class FineTuneHead(MetaLearner):
         self.scale = float(scale)
         self.patience = int(patience)
         self.chunk_size = int(chunk_size)
+        self.part_weights = check_part_weights(model, part_weights)
         # learned temperature of the episodic (meta-training) objective, as in Meta-Baseline
         self.log_scale = nn.Parameter(torch.tensor(math.log(self.scale)))
         # support embeddings by image content, reused across adaptations (emptied whenever training starts)
@@ -375,7 +435,7 @@ class FineTuneHead(MetaLearner):
             "views": list(self.views),
             "scale": self.scale,
             "patience": self.patience,
-        }
+        } | ({"part_weights": [list(w) for w in self.part_weights]} if self.part_weights else {})
 
     # -- meta-training: prototypes with a learned temperature (differentiable w.r.t. the embedding) --------
     def task_logits(self, task: Task) -> torch.Tensor:
@@ -433,14 +493,21 @@ class FineTuneHead(MetaLearner):
         )
 
     def feature_mask(self, view_features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
-        """``(D,)`` 0/1 multiplier leaving the model's optional dimensions out, or None to use every one."""
+        """``(D,)`` multiplier of this task's embedding: 0 on the model's optional dimensions when
+        :func:`use_optional` leaves them out, and each part's dimensions rescaled when the task takes one of the
+        learner's ``part_weights`` (:func:`choose_part_weights`); None: every dimension as it is."""
+        mask = None
         optional = getattr(self.model, "optional_features", None)
-        if optional is None or not bool(optional.any()):
-            return None
-        optional = optional.to(view_features.device)
-        if use_optional(view_features, labels, optional, self.scale):
-            return None
-        return (~optional).to(view_features.dtype)
+        if optional is not None and bool(optional.any()):
+            optional = optional.to(view_features.device)
+            if not use_optional(view_features, labels, optional, self.scale):
+                mask = (~optional).to(view_features.dtype)
+        if not self.part_weights:
+            return mask
+        return choose_part_weights(
+            view_features, labels, mask, self.model.feature_parts, self.model.part_weights, self.part_weights,
+            self.scale,
+        )  # fmt: skip
 
     def adapt(
         self,

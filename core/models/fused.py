@@ -112,6 +112,10 @@ class FusedFeatures(nn.Module):
                 for p in parts
             ]
         )
+        # which part each dimension belongs to (the learner may re-weight the parts per task)
+        self.part_of = torch.cat(
+            [torch.full((int(p.embedding_dim),), i, device="cpu") for i, p in enumerate(parts)]
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = []
@@ -162,6 +166,8 @@ class FusedModel(FewShotModel):
         self.features = FusedFeatures(models, inputs, weights)
         self.embedding_dim = self.features.dim
         self.optional_features = self.features.optional  # dimensions the learner may leave out per task
+        self.feature_parts = self.features.part_of  # (D,) part index of each dimension
+        self.part_weights = tuple(self.features.weights)
         self.head = nn.Linear(self.embedding_dim, int(n_way))
         self.in_channels = 3
         self.image_size = None

@@ -309,3 +309,59 @@ def test_one_class_alone_leaves_the_optional_dimensions_out() -> None:
     optional = torch.arange(16) >= 8
     assert math.isnan(similarity_gap(x[None], torch.zeros(1, dtype=torch.long), optional))
     assert not use_optional(x[None], torch.zeros(1, dtype=torch.long), optional, 10.0)
+
+
+def test_heads_fitted_with_a_scaling_mask_equal_heads_fitted_on_scaled_features() -> None:
+    """A mask may scale dimensions as well as drop them (a task's chosen part weights): the heads are those
+    fitted on the features multiplied by it, and carry it to every verdict."""
+    x, y = _blobs(n_classes=3, per_class=4, dim=12, seed=7)
+    feats = torch.stack([x, x.flip(1)])
+    mask = torch.tensor([0.0, 1.0, 2.5, 0.4] * 3)
+    keep = ~torch.eye(len(y), dtype=torch.bool)
+    narrow = fit_heads(feats, y, 3, keep, steps=40, patience=4, mask=mask)
+    scaled = fit_heads(feats * mask, y, 3, keep, steps=40, patience=4)
+    for a, b in zip(narrow, scaled, strict=True):
+        torch.testing.assert_close(a.weight, b.weight, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(a.logits(x), b.logits(x * mask), atol=1e-5, rtol=1e-5)
+
+
+class _PartsModel(torch.nn.Module):
+    """Embedding = the input's 16 pixels, in two parts of 8 weighted (1.0, 0.5) as a fused model's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = torch.nn.Flatten()
+        self.head = torch.nn.Linear(16, 2)
+        self.feature_parts = torch.arange(16) // 8
+        self.part_weights = (1.0, 0.5)
+
+
+@pytest.mark.parametrize("informative", ["core", "optional"])
+def test_the_support_set_chooses_the_part_weights_that_tell_it_apart(informative: str) -> None:
+    """Part 1 (down-weighted by the model) carries the classes: the leave-one-out takes the alternative that
+    weights it up, and the head then tells queries apart; part 0 carries them: the model's own weights stay.
+    With one example of a class there is no leave-one-out: the model's own weights."""
+    x, y = _split_blobs(informative, per_class=4)
+    # moderate noise, so that the weighting decides and does not merely help
+    x = torch.cat([x[:, :8] * (0.35 if informative == "optional" else 1.0), x[:, 8:]], 1)
+    learner = create_learner(
+        "finetune", _PartsModel(), views=["identity"], inner_steps=20, part_weights=[[1.0, 2.0]]
+    ).eval()
+    assert learner.hyper()["part_weights"] == [[1.0, 2.0]]
+    head = learner.adapt_embedded(x[None], y)
+    if informative == "core":
+        assert head.mask is None
+    else:
+        torch.testing.assert_close(head.mask, torch.tensor([1.0] * 8 + [4.0] * 8))
+        assert (head.logits(x).argmax(1) == y).float().mean() == 1.0
+    one_each = torch.tensor([0, 4, 8])
+    assert learner.adapt_embedded(x[None, one_each], y[one_each]).mask is None
+
+
+def test_part_weights_need_a_model_of_parts_and_one_positive_weight_per_part() -> None:
+    with pytest.raises(ValueError, match="made of parts"):
+        create_learner("finetune", _FlatModel(16, 8), part_weights=[[1.0, 1.0]])
+    for bad in ([[1.0]], [[1.0, 0.0]], [[1.0, 1.0, 1.0]]):
+        with pytest.raises(ValueError, match="one per part"):
+            create_learner("finetune", _PartsModel(), part_weights=bad)
+    assert "part_weights" not in create_learner("finetune", _PartsModel()).hyper()

@@ -62,3 +62,15 @@ def test_the_shipped_model_without_its_optional_dimensions_is_the_model_without_
     keep = ~shipped.optional_features
     assert int(keep.sum()) == g.shape[1] < f.shape[1]
     torch.testing.assert_close(F.normalize(f[:, keep], dim=1), F.normalize(g, dim=1), rtol=1e-4, atol=1e-5)
+
+
+def test_each_dimension_of_the_fused_embedding_knows_its_part_and_the_part_its_weight() -> None:
+    """What the learner re-weights per task: part i's dimensions are the i-th block of the embedding."""
+    from core.storage.checkpoint import load_checkpoint
+
+    shipped = load_checkpoint("default").learner.model
+    widths = [int(p.embedding_dim) for p in shipped.features.parts]
+    assert torch.equal(
+        shipped.feature_parts, torch.arange(len(widths)).repeat_interleave(torch.tensor(widths))
+    )
+    assert shipped.part_weights == tuple(float(p["weight"]) for p in shipped.config()["parts"])
