@@ -17,7 +17,8 @@ the episodes of ``bench/bench_pretrained.py`` (same sampler and seed):
   horizontal flip).
 
 Every column is fine-tuned with the shipped learner's settings (prototypes, then its Adam steps with early
-stopping), on the shipped views unless named. Each image is embedded once per view; episodes draw
+stopping), on the shipped views unless named; the two fixed columns keep the model's own part weights, the
+"chosen per task" ones also choose those (the learner's ``part_weights``, since 2026-12-03 09:15 UTC). Each image is embedded once per view; episodes draw
 indices.
 
     nice -n 5 .venv/bin/python bench/bench_feature_variants.py --episodes 300 --sets x_sdd,synthetic:copper_disc
@@ -93,7 +94,9 @@ def episode(learner: FineTuneHead, views: torch.Tensor, task: Task) -> tuple[dic
         "shipped (chosen per task)": acc(shipped),
         "2 views, chosen per task": acc(learner.adapt_embedded(views[:2, si], sy)),
     }
-    return row, shipped.mask is None
+    # a mask may also scale the parts (part_weights): the covariance was used unless it zeroed its dimensions
+    optional = learner.model.optional_features
+    return row, shipped.mask is None or bool((shipped.mask[optional] != 0).all())
 
 
 def main(argv: list[str] | None = None) -> int:
