@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +57,21 @@ def test_the_fast_leave_one_out_of_the_shipped_model_matches_adapting_without_ea
     names = sorted({n for _, n in images})
     x = shipped.preprocess.batch([im for im, _ in images])
     y = torch.tensor([names.index(n) for _, n in images])
-    fast = shipped.learner.leave_one_out(x, y, steps=20)
-    generic = MetaLearner.leave_one_out(shipped.learner, x, y, steps=20)
+    # The fast path judges every example with the choices adapt made on the whole set; re-adapting chooses
+    # again on each smaller set, where a class of two has one example left and keeps the model's own part
+    # weights. So the whole set's part-weight choice is compared separately, the fits with it pinned.
+    whole = shipped.learner.embed_views(x, cached=True)
+    mask = shipped.learner.feature_mask(whole, y)
+    synthetic_part = shipped.learner.model.feature_parts == 1
+    assert mask is not None and torch.allclose(mask[synthetic_part], torch.tensor(1.0 / 0.7))  # weighted up
+    learner = copy.copy(shipped.learner)
+    learner.part_weights = ()
+    fast = learner.leave_one_out(x, y, steps=20)
+    generic = MetaLearner.leave_one_out(learner, x, y, steps=20)
     assert fast is not None and generic is not None and fast.shape == (6, 3)
     torch.testing.assert_close(fast, generic, atol=2e-3, rtol=0)
+    with_choice = shipped.learner.leave_one_out(x, y, steps=20)
+    assert with_choice is not None and not torch.allclose(with_choice, fast, atol=1e-3)
 
 
 def test_an_example_alone_in_its_class_is_not_judged_and_a_cancel_stops(
