@@ -18,8 +18,8 @@ the episodes of ``bench/bench_pretrained.py`` (same sampler and seed):
 
 Every column is fine-tuned with the shipped learner's settings (prototypes, then its Adam steps with early
 stopping), on the shipped views unless named; the two fixed columns keep the model's own part weights, the
-"chosen per task" ones also choose those (the learner's ``part_weights``, since 2026-12-03 09:15 UTC). Each image is embedded once per view; episodes draw
-indices.
+"chosen per task" ones also choose those (the learner's ``part_weights``, since 2026-12-03 09:15 UTC). Each
+image is embedded once per view; episodes draw indices.
 
     nice -n 5 .venv/bin/python bench/bench_feature_variants.py --episodes 300 --sets x_sdd,synthetic:copper_disc
 

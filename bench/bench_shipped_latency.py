@@ -18,8 +18,7 @@ takes them from an image-folder tree or .zip instead (the first ``--ways`` class
 station's part trigger delivers a part: a square crop around it resized to ``--crop-size`` (the station's
 default, 128 px; 0 keeps every image's own size, as the lab reads folders: each new size costs the trunk new
 kernels). A real surface, on which the learner may choose the covariance dimensions the synthetic line leaves
-out. The anomaly scorer is then taught only when an OK class (ok, good, mt_free) is among
-them.
+out. The anomaly scorer is then taught only when an OK class (ok, good, mt_free) is among them.
 
     nice -n 10 .venv/bin/python bench/bench_shipped_latency.py --threads 1 --data ../shared/datasets/x_sdd.zip
 """
@@ -181,10 +180,10 @@ def parts(args: argparse.Namespace) -> tuple[list[tuple[np.ndarray, str]], list[
         for im in images[: args.shots]
     ]
     rest = [images[args.shots :] for images in data.images[: len(names)]]
-    queries = [
-        delivered(rest[i % len(rest)][(i // len(rest)) % len(rest[i % len(rest)])])
-        for i in range(args.queries)
-    ]
+    queries = []
+    for i in range(args.queries):  # the classes in turn, each's remaining images in order (cycling)
+        images = rest[i % len(rest)]
+        queries.append(delivered(images[(i // len(rest)) % len(images)]))
     return support, queries, {n for n in names if n.rsplit("/", 1)[-1].lower() in OK_CLASS_NAMES}
 
 
