@@ -219,15 +219,18 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that are the user's input or the machine's state, not a bug: one line, no traceback.
 
     OSError covers a full disk, a missing or unreadable file and a read-only folder; zipfile and zlib errors
-    are a damaged archive given as data.
+    are a damaged archive given as data; SourceError a video or camera that cannot be opened.
     """
     import zipfile
     import zlib
 
+    from core.camera.frame import SourceError
     from core.storage.checkpoint import CheckpointError
     from core.storage.errors import StorageError
 
-    return (ValueError, CheckpointError, StorageError, OSError, zipfile.BadZipFile, zlib.error, EOFError)
+    return (
+        ValueError, CheckpointError, StorageError, SourceError, OSError, zipfile.BadZipFile, zlib.error, EOFError,
+    )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

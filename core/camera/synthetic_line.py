@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from core.camera.frame import Frame, PartTruth
-from core.camera.source import SOURCES, FrameSource, check_options, option
+from core.camera.source import SOURCES, FrameSource, check_options, option, parse_spec
 from core.camera.synthetic import BELT_BGR, DEFECT_CLASSES, PartSprite, list_variants, render_sprite
 
 _NOISE_PAD = 64
@@ -264,6 +264,14 @@ class SyntheticLine(FrameSource):
 
 
 _OPTIONS = {f for f in LineConfig.__dataclass_fields__}
+
+
+def shown_classes(spec: str) -> tuple[str, ...]:
+    """The classes the synthetic line of source string ``spec`` shows: ``ok`` unless every part has a defect,
+    the defect classes unless none has (its ``defect_rate``)."""
+    options = parse_spec(spec)[2]
+    rate = option(options, "defect_rate", LineConfig().defect_rate, float, spec)
+    return tuple(c for c in DEFECT_CLASSES if (c == "ok" and rate < 1.0) or (c != "ok" and rate > 0.0))
 
 
 @SOURCES.register("synthetic")

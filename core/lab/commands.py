@@ -196,12 +196,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     write_results(out, rows, scorer.class_names)
     elapsed = time.perf_counter() - t0
     verdicts = Counter(r.verdict or "ERROR" for r in rows)
+    counts = "".join(f"{k} {v}; " for k, v in sorted(verdicts.items()))
     print(
-        f"{len(rows)} rows -> {out} ({', '.join(f'{k} {v}' for k, v in sorted(verdicts.items()))}; "
-        f"{len(rows) / max(elapsed, 1e-9):.1f} images/s)"
+        f"{len(rows)} rows -> {out} ({counts}{len(rows) / max(elapsed, 1e-9):.1f} images/s)"
         + ("" if ok else "; no OK class found, so no part is REJECT (pass --ok-class)"),
         file=sys.stderr,
     )
+    if not rows and run_input.frames_read is not None:
+        frames = run_input.frames_read()
+        print(
+            f"warning: no part found in {args.data}: "
+            + (
+                f"the part trigger saw none pass in its {frames} frame(s) (a part must enter and leave the view)"
+                if frames
+                else "it has no readable frames"
+            ),
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -53,11 +53,13 @@ class RunRow:
 
 @dataclass(frozen=True)
 class RunInput:
-    """Items to classify and how many there are (``None`` for a video until it is read)."""
+    """Items to classify and how many there are (``None`` for a video until it is read); for a video,
+    ``frames_read`` tells how many frames the items so far came from."""
 
     items: Iterator[Item]
     total: int | None
     source: str
+    frames_read: Callable[[], int] | None = None
 
 
 def _member_loader(read: Callable[[], bytes]) -> Callable[[], np.ndarray | None]:
@@ -95,15 +97,17 @@ def _video_parts(path: Path) -> Iterator[RunInput]:
 
     source = open_source(f"file:{path}")
     trigger = PartTrigger()
+    frames = [0]
 
     def parts() -> Iterator[Item]:
         for frame in source:
+            frames[0] += 1
             for crop in trigger.feed(frame):
                 image = crop.image
                 yield Item(f"{path.name}#frame={crop.frame_id},part={crop.part_id}", lambda im=image: im)
 
     try:
-        yield RunInput(parts(), None, str(path))
+        yield RunInput(parts(), None, str(path), lambda: frames[0])
     finally:
         source.release()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import threading
 import time
@@ -71,8 +72,9 @@ def _drain(parts: Any, until: Any, cancel: Any) -> bool:
 
 
 def cmd_station(args: argparse.Namespace) -> int:
+    from core.camera import parse_spec
     from core.runtime import set_cpu_threads
-    from core.station import Message, Station, StationError, StationSettings
+    from core.station import CameraStatus, Message, Station, StationError, StationSettings
     from core.storage import Workspace
     from core.training.progress import CancelToken
 
@@ -89,7 +91,12 @@ def cmd_station(args: argparse.Namespace) -> int:
         adapt_steps=args.steps,
         capture_mode=args.capture_mode,
     )
+    if not getattr(args, "verbose", False):  # the station's messages are printed below; not twice
+        logging.getLogger("core.station.labelling").setLevel(logging.CRITICAL)
     problems: list[str] = []
+    unreadable: list[str] = []  # why a recorded video or folder cannot be read (it will not recover)
+    recorded = parse_spec(args.source)[0] in ("file", "folder")
+    cancel = CancelToken()
     with Workspace.open(args.workspace) as ws:
         station = Station(ws, settings)
         station.summarize_after_adapt = False  # the report scores the line, not the examples
@@ -98,24 +105,29 @@ def cmd_station(args: argparse.Namespace) -> int:
             if isinstance(event, Message) and event.level != "info":
                 problems.append(event.text)
                 print(f"metainspect-lab station: {event.level}: {event.text}", file=sys.stderr)
+            elif isinstance(event, CameraStatus) and event.state in ("reconnecting", "lost"):
+                if recorded:  # a live camera may come back; a file that fails once fails again
+                    unreadable.append(event.reason)
+                    cancel.cancel()
+                else:
+                    print(f"metainspect-lab station: camera {event.state}: {event.reason}", file=sys.stderr)
 
         station.events.subscribe(on_event)
         station.ensure_default_classes()
         if version_id is not None:
             if station.activate(version_id) is None:
-                raise StationError(problems[-1])
+                return EXIT_USAGE  # its message is on stderr already
         else:
             station.restore_model()
         if args.demo_teach and not station.start_auto_teach(args.demo_teach):
-            raise StationError(problems[-1])
+            return EXIT_USAGE  # its message is on stderr already
         if args.demo_teach and not station.load_base_model():  # loaded now: labelled parts are embedded ahead
-            raise StationError(problems[-1])
+            return EXIT_USAGE  # its message is on stderr already
         if not args.demo_teach and station.classifier is None:
             raise StationError(
                 f"workspace {args.workspace} has no live model; teach first (--demo-teach K on the synthetic "
                 "line, or label and adapt in the app)"
             )
-        cancel = CancelToken()
         timer = threading.Timer(args.timeout, cancel.cancel) if args.timeout > 0 else None
         if timer is not None:
             timer.daemon = True
@@ -135,7 +147,9 @@ def cmd_station(args: argparse.Namespace) -> int:
                     pass
                 adapt_s = time.perf_counter() - t0
                 if station.classifier is None:
-                    raise StationError(problems[-1] if problems else "adaptation did not finish")
+                    if not problems:
+                        raise StationError("adaptation did not finish")
+                    return EXIT_USAGE  # its message is on stderr already
             station.stats.reset()
             if args.parts:
                 _drain(parts, lambda: station.stats.parts >= args.parts, cancel)
@@ -145,6 +159,8 @@ def cmd_station(args: argparse.Namespace) -> int:
             if timer is not None:
                 timer.cancel()
             station.close(close_workspace=False)
+        if unreadable:
+            raise StationError(f"the source cannot be read: {unreadable[0]}")
         summary = station.stats.summary().to_dict()
         version = station.version
         result = {

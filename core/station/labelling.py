@@ -36,8 +36,9 @@ class LabellingMixin:
     _writer: BufferedInspectionWriter
 
     def _message(self, topic: Topic, text: str, level: str = "error") -> None:
+        text = redact_source(text)  # a camera's password never reaches the log or the window
         log.log(logging.ERROR if level == "error" else logging.INFO, "%s: %s", topic, text)
-        self.events.emit(Message(topic, redact_source(text), level))  # type: ignore[arg-type]
+        self.events.emit(Message(topic, text, level))  # type: ignore[arg-type]
 
     def label_latest(self, class_name: str) -> Example | None:
         """Label the newest part (keyboard 1-9); None (and a message) when no part has been seen yet."""

@@ -20,6 +20,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from core.camera import CaptureRunner, Frame, FrameSource, PartTrigger, parse_spec
 from core.camera.source import SOURCES
 from core.camera.synthetic import DEFECT_CLASSES
+from core.camera.synthetic_line import shown_classes
 from core.inference.live import LiveClassifier
 from core.inference.pipeline import InspectionPipeline, PartResult
 from core.inference.teach import TaughtModel, TeachingError, teach
@@ -373,6 +374,16 @@ class Station(LabellingMixin):
             return False
         if per_class < 1:
             raise ValueError(f"per_class must be at least 1, got {per_class}")
+        shown = shown_classes(self._settings.source)
+        never = [c.name for c in self.ws.classes.list() if c.name not in shown]
+        if never:  # it would wait for them for ever
+            self._message(
+                "teach",
+                f"Automatic teaching labels the demo line's parts by their truth, and this line never shows "
+                f"{', '.join(never)} (it shows {', '.join(shown)}). Remove that class, label it by hand, or "
+                "teach in a new workspace.",
+            )
+            return False
         self._auto_target = per_class
         return True
 

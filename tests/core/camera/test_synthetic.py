@@ -7,6 +7,7 @@ import pytest
 
 from core.camera import open_source
 from core.camera.synthetic import DEFECT_CLASSES, list_variants, render_part
+from core.camera.synthetic_line import shown_classes
 
 
 def test_defect_classes_and_variants_are_offered() -> None:
@@ -113,6 +114,10 @@ def test_defect_rate_controls_share_of_defective_parts() -> None:
     assert "ok" not in classes(1.0)
     mixed = classes(0.5)
     assert 0.2 < mixed.count("ok") / len(mixed) < 0.8
+    # what the line says it shows (demo teaching waits for nothing else) is what it shows
+    assert shown_classes("synthetic:defect_rate=0") == ("ok",)
+    assert set(classes(1.0)) <= set(shown_classes("synthetic:defect_rate=1")) == set(DEFECT_CLASSES) - {"ok"}
+    assert shown_classes("synthetic:seed=2") == DEFECT_CLASSES
 
 
 def test_line_mode_delivers_row_blocks_and_mixed_variants_vary() -> None:

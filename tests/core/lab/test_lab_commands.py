@@ -209,6 +209,28 @@ def test_run_on_a_video_classifies_each_triggered_part(lab: dict[str, Path], tmp
     assert rows and all(r["file"].startswith("line.avi#frame=") and r["verdict"] for r in rows)
 
 
+def test_run_on_a_bad_video_or_one_without_parts_says_so(
+    lab: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.core.camera.media import write_video
+
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(1000))
+    argv = ["run", "--model", str(lab["model"]), "--out", str(tmp_path / "out.csv"), "--quiet"]
+    assert main([*argv, "--data", str(broken)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        err[-1].startswith("metainspect-lab run: error: could not open source") and "Traceback" not in err[0]
+    )
+
+    # an empty belt: frames, but no part passes
+    video = write_video(tmp_path / "belt.avi", [np.full((64, 96, 3), 90, np.uint8) for _ in range(12)])
+    assert main([*argv, "--data", str(video)]) == 0
+    err = capsys.readouterr().err
+    assert "0 rows" in err and "(0.0 images/s)" in err
+    assert "no part found" in err and "12 frame(s)" in err, err
+
+
 def test_model_names_resolve_or_say_what_is_wrong(tmp_path: Path) -> None:
     assert load_model("default").path is not None
     with pytest.raises(ValueError, match="add --workspace"):

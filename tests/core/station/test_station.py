@@ -181,6 +181,24 @@ def test_a_failing_camera_reports_reconnecting_with_the_reason_and_recovers(
     station.close()
 
 
+@pytest.mark.parametrize(
+    ("source", "never"),
+    [("synthetic:defect_rate=0", "scratch"), ("file:line.avi", "defect")],
+    ids=["line-without-defects", "classes-of-another-source"],
+)
+def test_demo_teach_refuses_classes_the_line_never_shows(
+    tmp_path: Path, small_checkpoint: Path, source: str, never: str
+) -> None:
+    station = _station(tmp_path, small_checkpoint, source=source)  # default classes of that source
+    station.apply_settings(replace(station.settings, source="synthetic:defect_rate=0"))
+    messages: list[Message] = []
+    station.events.subscribe(lambda e: messages.append(e) if isinstance(e, Message) else None)
+    assert not station.start_auto_teach(1)  # it would wait for ever
+    assert station.auto_teach_target == 0
+    assert messages and f"never shows {never}" in messages[-1].text and "it shows ok" in messages[-1].text
+    station.close()
+
+
 def test_demo_teach_inspect_log_and_restart(tmp_path: Path, small_checkpoint: Path) -> None:
     station = _station(tmp_path, small_checkpoint)
     seen: list[PartInspected] = []

@@ -44,6 +44,15 @@ def test_station_teaches_from_the_demo_line_then_judges_a_recorded_video(
     assert result["parts"] == 3 and result["accuracy"] is None and result["model_version"] == 1
     assert result["logged"] >= 8 + 3
 
+    # A file OpenCV cannot decode fails at once with the reason (a recorded source does not come back)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(1000))
+    code, result, err = _run(capsys, "--source", f"file:{broken}", "--workspace", ws, "--parts", "3")
+    assert code == 2 and not result
+    assert (
+        err.strip().splitlines()[-1].startswith("metainspect-lab station: error: the source cannot be read")
+    )
+
 
 def test_station_without_a_model_or_truth_says_what_to_do(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -53,7 +62,7 @@ def test_station_without_a_model_or_truth_says_what_to_do(
     code, _, err = _run(
         capsys, "--source", "camera:0", "--workspace", str(tmp_path / "ws"), "--demo-teach", "1"
     )
-    assert code == 2 and "synthetic demo line" in err
+    assert code == 2 and "synthetic demo line" in err and len(err.strip().splitlines()) == 1, err  # once
     code, _, err = _run(
         capsys, "--source", "nosuchscheme:", "--workspace", str(tmp_path / "ws2"), "--model", "7"
     )
