@@ -376,7 +376,7 @@ class MainWindow(QMainWindow):
             self.verdict.show_waiting("No model yet.")
             return
         self.verdict.set_classes(list(classifier.class_names))
-        self.verdict.detail.setText("Model ready: verdicts appear as parts pass.")
+        self.verdict.show_ready("Model ready: verdicts appear as parts pass.")
 
     def on_adapt_started(self, steps: int) -> None:
         self.teach.set_adapting(True)

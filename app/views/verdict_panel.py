@@ -30,6 +30,7 @@ DECISION_TEXT = {Decision.OK: "OK", Decision.REJECT: "REJECT", Decision.CHECK: "
 #: A reject nobody has taught a class for (far from every OK part): its own colour, so it stands out.
 UNKNOWN_DEFECT_COLOUR = QColor(130, 80, 223)
 UNKNOWN_DEFECT_TEXT = "UNKNOWN DEFECT"
+READY_TEXT = "WAITING FOR A PART"  # a model is live; no part judged by it yet
 RECENT_LIMIT = 50
 BANNER_POINTS = 28
 
@@ -117,6 +118,11 @@ class VerdictPanel(QWidget):
 
     def show_waiting(self, message: str) -> None:
         self._set_banner("NOT TAUGHT YET", QColor(90, 90, 90))
+        self.detail.setText(message)
+
+    def show_ready(self, message: str) -> None:
+        """A model is live and no part has been judged by it yet (no verdict of an earlier model stays up)."""
+        self._set_banner(READY_TEXT, QColor(90, 90, 90))
         self.detail.setText(message)
 
     def show_verdict(self, verdict: Verdict, crop: np.ndarray | None = None) -> None:

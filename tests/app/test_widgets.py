@@ -9,7 +9,7 @@ from pytestqt.qtbot import QtBot
 from app.preferences import Preferences, load_preferences, save_preferences
 from app.views.frame_view import FrameView, to_qimage
 from app.views.training_panel import TrainingPanel
-from app.views.verdict_panel import VerdictPanel
+from app.views.verdict_panel import READY_TEXT, VerdictPanel
 from core.inference import Decision, VerdictPolicy, decide
 
 
@@ -57,6 +57,10 @@ def test_verdict_panel_shows_decision_and_counts(qtbot: QtBot) -> None:
     assert panel.recent.count() == 2
     assert panel.bars["ok"].value() == 95
     assert "#4" in panel.recent.item(0).text()
+    # a new model goes live: the old model's verdict leaves the banner, the counts stay
+    panel.show_ready("Model ready: verdicts appear as parts pass.")
+    assert panel.banner.text() == READY_TEXT and "Model ready" in panel.detail.text()
+    assert "Parts: 2" in panel.counts.text()
 
 
 def test_training_panel_plots_points_and_cancels(qtbot: QtBot) -> None:
