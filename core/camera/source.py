@@ -91,6 +91,11 @@ class FrameSource:
         """
         return dict.fromkeys(requested)
 
+    @property
+    def frames_delivered(self) -> int:
+        """Frames stamped so far (the next frame's id)."""
+        return self._next_id
+
     def _stamp(self) -> int:
         frame_id = self._next_id
         self._next_id += 1

@@ -97,17 +97,15 @@ def _video_parts(path: Path) -> Iterator[RunInput]:
 
     source = open_source(f"file:{path}")
     trigger = PartTrigger()
-    frames = [0]
 
     def parts() -> Iterator[Item]:
         for frame in source:
-            frames[0] += 1
             for crop in trigger.feed(frame):
                 image = crop.image
                 yield Item(f"{path.name}#frame={crop.frame_id},part={crop.part_id}", lambda im=image: im)
 
     try:
-        yield RunInput(parts(), None, str(path), lambda: frames[0])
+        yield RunInput(parts(), None, str(path), lambda: source.frames_delivered)
     finally:
         source.release()
 

@@ -91,7 +91,7 @@ def cmd_station(args: argparse.Namespace) -> int:
         adapt_steps=args.steps,
         capture_mode=args.capture_mode,
     )
-    if not getattr(args, "verbose", False):  # the station's messages are printed below; not twice
+    if not args.verbose:  # the station's messages are printed below; not twice
         logging.getLogger("core.station.labelling").setLevel(logging.CRITICAL)
     problems: list[str] = []
     unreadable: list[str] = []  # why a recorded video or folder cannot be read (it will not recover)
